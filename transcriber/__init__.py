@@ -1,0 +1,3 @@
+"""Self-hosted transcription server."""
+
+__version__ = "0.1.0"

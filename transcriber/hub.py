@@ -1,0 +1,75 @@
+"""In-memory fan-out: the latest snapshot per task, WebSocket subscribers, long-poll waiters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+Snapshot = dict[str, Any]
+
+
+class Subscriber(Protocol):
+    def deliver(self, snapshot: Snapshot) -> None:
+        """Take a snapshot without blocking; the subscriber decides how to queue it."""
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._latest: dict[str, Snapshot] = {}
+        self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
+        self._waiters: dict[str, set[asyncio.Future[Snapshot]]] = defaultdict(set)
+
+    def latest(self, task_id: str) -> Snapshot | None:
+        return self._latest.get(task_id)
+
+    def publish(self, snapshot: Snapshot) -> None:
+        task_id = snapshot["id"]
+        current = self._latest.get(task_id)
+        if current is not None and current["seq"] >= snapshot["seq"]:
+            return
+        self._latest[task_id] = snapshot
+        for sub in list(self._subscribers.get(task_id, ())):
+            sub.deliver(snapshot)
+        for fut in self._waiters.pop(task_id, set()):
+            if not fut.done():
+                fut.set_result(snapshot)
+
+    def forget(self, task_id: str) -> None:
+        """Drop a deleted task; subscribers keep their subscription but get nothing more."""
+        self._latest.pop(task_id, None)
+
+    def subscribe(self, task_id: str, sub: Subscriber) -> None:
+        self._subscribers[task_id].add(sub)
+
+    def unsubscribe(self, task_id: str, sub: Subscriber) -> None:
+        subs = self._subscribers.get(task_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[task_id]
+
+    def subscriber_count(self, task_id: str | None = None) -> int:
+        if task_id is not None:
+            return len(self._subscribers.get(task_id, ()))
+        return len({s for subs in self._subscribers.values() for s in subs})
+
+    async def wait(self, task_id: str, since: int, timeout: float) -> Snapshot | None:
+        """The snapshot as soon as its seq is above `since`, else the current one after timeout."""
+        current = self._latest.get(task_id)
+        if current is None or current["seq"] > since:
+            return current
+        fut: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters[task_id]
+        waiters.add(fut)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return self._latest.get(task_id)
+        finally:
+            waiters.discard(fut)
+            if not waiters and self._waiters.get(task_id) is waiters:
+                del self._waiters[task_id]

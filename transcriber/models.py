@@ -1,0 +1,118 @@
+"""Task state: the Stage enum, the Task dataclass and the one snapshot serializer."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Stage(StrEnum):
+    UPLOADING = "uploading"
+    QUEUED = "queued"
+    TRANSCRIBING = "transcribing"
+    ALIGNING = "aligning"
+    DIARIZING = "diarizing"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Stage.COMPLETE, Stage.FAILED, Stage.CANCELLED)
+
+    @property
+    def running(self) -> bool:
+        return self in WORK_STAGES
+
+
+WORK_STAGES = (Stage.TRANSCRIBING, Stage.ALIGNING, Stage.DIARIZING)
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "language": None,
+    "model": None,
+    "task": "transcribe",
+    "diarize": True,
+    "num_speakers": None,
+    "min_speakers": None,
+    "max_speakers": None,
+    "word_timestamps": True,
+    "initial_prompt": None,
+}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stage_weights(options: dict[str, Any]) -> dict[Stage, tuple[int, int]]:
+    """Share of overall progress per work stage, as (start, width) in percent."""
+    if options.get("diarize", True):
+        return {
+            Stage.TRANSCRIBING: (0, 70),
+            Stage.ALIGNING: (70, 10),
+            Stage.DIARIZING: (80, 20),
+        }
+    return {Stage.TRANSCRIBING: (0, 85), Stage.ALIGNING: (85, 15)}
+
+
+def pipeline_stages(options: dict[str, Any]) -> list[Stage]:
+    return list(stage_weights(options))
+
+
+@dataclass
+class Task:
+    id: str
+    filename: str
+    stored_name: str
+    options: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_OPTIONS))
+    seq: int = 0
+    attempt: int = 0
+    stage: Stage = Stage.UPLOADING
+    progress: int = 0
+    stage_progress: int = 0
+    detail: str = ""
+    duration: float | None = None
+    size: int = 0
+    language: str | None = None
+    error: dict[str, Any] | None = None
+    done_stages: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    # Runs cut short by a server restart; after max_attempts the task fails INTERRUPTED.
+    interruptions: int = 0
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+    def changed(self, **changes: Any) -> Task:
+        """A copy with the changes applied, seq bumped and updated_at set."""
+        return dataclasses.replace(self, **changes, seq=self.seq + 1, updated_at=now_iso())
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """The one snapshot shape, for HTTP and WebSocket alike."""
+    base = f"/api/tasks/{task.id}"
+    return {
+        "id": task.id,
+        "seq": task.seq,
+        "attempt": task.attempt,
+        "stage": task.stage.value,
+        "progress": task.progress,
+        "stage_progress": task.stage_progress,
+        "detail": task.detail,
+        "filename": task.filename,
+        "size": task.size,
+        "duration": task.duration,
+        "language": task.language,
+        "options": task.options,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "error": task.error,
+        "links": {
+            "self": base,
+            "transcript": f"{base}/transcript",
+            "audio": f"{base}/audio",
+            "rttm": f"{base}/diarization.rttm",
+        },
+    }

@@ -1,0 +1,1 @@
+"""Plain synchronous pipeline stages, run inside worker processes."""

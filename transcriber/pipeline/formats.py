@@ -1,0 +1,100 @@
+"""Transcript files: json (close to WhisperX's), txt, srt, vtt, tsv, and RTTM."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+FORMATS = {
+    "json": "application/json",
+    "txt": "text/plain",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+    "tsv": "text/tab-separated-values",
+}
+
+
+def speakers(data: dict[str, Any]) -> list[str]:
+    found = {s["speaker"] for s in data["segments"] if s.get("speaker")}
+    return sorted(found)
+
+
+def to_json(data: dict[str, Any], timings: dict[str, float]) -> str:
+    body = {
+        "language": data["language"],
+        "duration": data["duration"],
+        "model": data["model"],
+        "speakers": speakers(data),
+        "timings": timings,
+        "segments": data["segments"],
+    }
+    return json.dumps(body, ensure_ascii=False, indent=1)
+
+
+def _stamp(seconds: float, sep: str) -> str:
+    ms = max(0, round(seconds * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _label(segment: dict[str, Any]) -> str:
+    return f"[{segment['speaker']}] " if segment.get("speaker") else ""
+
+
+def to_txt(data: dict[str, Any]) -> str:
+    lines, last = [], None
+    for seg in data["segments"]:
+        speaker = seg.get("speaker")
+        text = seg["text"].strip()
+        if speaker and speaker != last:
+            lines.append(f"{speaker}: {text}")
+        else:
+            lines.append(text)
+        last = speaker
+    return "\n".join(lines) + "\n"
+
+
+def to_srt(data: dict[str, Any]) -> str:
+    blocks = []
+    for index, seg in enumerate(data["segments"], start=1):
+        times = f"{_stamp(seg['start'], ',')} --> {_stamp(seg['end'], ',')}"
+        blocks.append(f"{index}\n{times}\n{_label(seg)}{seg['text'].strip()}\n")
+    return "\n".join(blocks)
+
+
+def to_vtt(data: dict[str, Any]) -> str:
+    blocks = ["WEBVTT\n"]
+    for seg in data["segments"]:
+        times = f"{_stamp(seg['start'], '.')} --> {_stamp(seg['end'], '.')}"
+        speaker = seg.get("speaker")
+        text = seg["text"].strip().replace("<", "&lt;").replace(">", "&gt;")
+        cue = f"<v {speaker}>{text}" if speaker else text
+        blocks.append(f"{times}\n{cue}\n")
+    return "\n".join(blocks)
+
+
+def to_tsv(data: dict[str, Any]) -> str:
+    rows = ["start\tend\tspeaker\ttext"]
+    for seg in data["segments"]:
+        text = " ".join(seg["text"].split())
+        rows.append(
+            f"{round(seg['start'] * 1000)}\t{round(seg['end'] * 1000)}\t"
+            f"{seg.get('speaker') or ''}\t{text}"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def render(fmt: str, data: dict[str, Any], timings: dict[str, float]) -> str:
+    if fmt == "json":
+        return to_json(data, timings)
+    return {"txt": to_txt, "srt": to_srt, "vtt": to_vtt, "tsv": to_tsv}[fmt](data)
+
+
+def to_rttm(turns: list[dict[str, Any]], uri: str) -> str:
+    return "".join(
+        f"SPEAKER {uri} 1 {t['start']:.3f} {t['end'] - t['start']:.3f} <NA> <NA> "
+        f"{t['speaker']} <NA> <NA>\n"
+        for t in turns
+    )

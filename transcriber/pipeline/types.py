@@ -1,0 +1,83 @@
+"""Plain result types shared by the pipeline stages (no aiohttp, no aiosqlite here)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# stage_progress (0-100 within the stage) and a short human sub-line.
+# The callback raises Cancelled when the task was cancelled, so stages stop at the next step.
+ProgressFn = Callable[[float, str], None]
+
+
+class PipelineError(Exception):
+    """A failure with one of the documented error codes (see transcriber/errors.py)."""
+
+    def __init__(self, code: str, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[PipelineError], tuple[str, str, str]]:
+        # Crosses the process boundary: keep code and detail when pickled.
+        return (PipelineError, (self.code, self.message, self.detail))
+
+
+class Cancelled(Exception):
+    """Raised from a progress callback when the task has been cancelled."""
+
+
+@dataclass
+class Word:
+    word: str
+    start: float
+    end: float
+    probability: float = 0.0
+    speaker: str | None = None
+
+
+@dataclass
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+    speaker: str | None = None
+
+
+@dataclass
+class Transcript:
+    language: str
+    duration: float
+    model: str
+    segments: list[Segment] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        segments = [
+            Segment(
+                id=s["id"],
+                start=s["start"],
+                end=s["end"],
+                text=s["text"],
+                speaker=s.get("speaker"),
+                words=[Word(**w) for w in s.get("words", [])],
+            )
+            for s in data["segments"]
+        ]
+        return cls(data["language"], data["duration"], data["model"], segments)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One speaker turn from diarization, in seconds."""
+
+    start: float
+    end: float
+    speaker: str

@@ -1,0 +1,60 @@
+"""create_app(config): a synchronous factory that does no I/O; resources live in cleanup_ctx."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import WSCloseCode, web
+
+from .auth import auth_middleware
+from .config import Config
+from .errors import error_middleware
+from .hub import Hub
+from .keys import CONFIG, HUB, RUNNER, SOCKETS, STORE, TASKS
+from .routes import setup_routes
+from .runner import Runner
+from .store import Store
+from .tasks import Tasks
+
+log = logging.getLogger(__name__)
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    config.files_dir.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(config.db_path)
+    app[STORE] = store
+    app[TASKS] = Tasks(store, app[HUB], config.files_dir)
+    yield
+    await store.close()
+
+
+async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
+    runner = Runner(app[CONFIG], app[TASKS])
+    app[RUNNER] = runner
+    await runner.start()
+    yield
+    await runner.stop()
+
+
+async def close_sockets(app: web.Application) -> None:
+    # GOING_AWAY tells clients to reconnect, to this process's successor.
+    sockets = app[SOCKETS]
+    for ws in list(sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=64 * 1024
+    )
+    app[CONFIG] = config
+    app[HUB] = Hub()
+    sockets: set[web.WebSocketResponse] = set()
+    app[SOCKETS] = sockets
+    app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(runner_ctx)
+    app.on_shutdown.append(close_sockets)
+    setup_routes(app)
+    return app
