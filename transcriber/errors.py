@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _HTTP_CODES.get(exc.status, "INTERNAL" if exc.status >= 500 else "BAD_REQUEST")
         return ApiError(code, detail=exc.text or exc.reason).response()
+    except HttpProcessingError as exc:
+        # A malformed body part (e.g. a bad multipart header) is the client's error.
+        return ApiError("BAD_REQUEST", detail=f"{type(exc).__name__}: {exc.message}").response()
     except Exception as exc:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return ApiError("INTERNAL", detail=f"{type(exc).__name__}: {exc}").response()

@@ -151,11 +151,13 @@ _CREATE_BODY = {
 }
 _WAIT = [
     {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 3600}},
-    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {"name": "since", "in": "query",
+     "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}},
 ]
 _PAGE = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {"name": "offset", "in": "query",
+     "schema": {"type": "integer", "minimum": 0, "maximum": 10**9}},
 ]
 _TEXT = {
     "description": "File",
