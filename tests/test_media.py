@@ -1,0 +1,90 @@
+"""Bad files get their exact code and lose nothing; valid oddities are accepted and decode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from transcriber.keys import TASKS
+from transcriber.pipeline.audio import SAMPLE_RATE, load_audio, probe
+
+from .conftest import ClientFactory, assert_error, upload, wait_for_stage
+from .media import SOURCE, make_bad, make_valid, wav_header
+
+STATUS = {"UNSUPPORTED_MEDIA": 415, "NO_AUDIO_STREAM": 422, "DECODE_FAILED": 422}
+
+
+@pytest.fixture(scope="module")
+def valid_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_valid(tmp_path_factory.mktemp("valid"))
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    return make_bad(tmp_path_factory.mktemp("bad"))
+
+
+@pytest.mark.parametrize("name", ["empty.wav", "random.bin", "notes.wav", "header_only.wav",
+                                  "image.png", "silent_video.mp4"])
+async def test_bad_file_gets_its_code(
+    client: Any, bad_files: dict[str, tuple[Path, str]], name: str
+) -> None:
+    path, code = bad_files[name]
+    error = await assert_error(await upload(client, path.read_bytes(), filename=name),
+                               STATUS[code], code)
+    snap = await (await client.get(f"/api/tasks/{error['task_id']}")).json()
+    assert (snap["stage"], snap["error"]["code"], snap["filename"]) == ("failed", code, name)
+    assert snap["error"]["stage"] == "uploading"
+    # The server's own paths never reach the client.
+    assert "/tasks/" not in snap["error"]["detail"]
+    # Nothing lost: the bytes as sent are kept with the failed task until it is deleted.
+    stored = client.app[TASKS].work_dir(snap["id"])
+    assert [p.read_bytes() for p in stored.iterdir()] == [path.read_bytes()]
+
+
+@pytest.mark.parametrize("name", ["mulaw_8k.wav", "float_48k.wav", "six_channels.wav",
+                                  "speech.mp3", "speech.opus", "speech.m4a", "speech.flac",
+                                  "video_with_audio.mp4"])
+async def test_valid_oddity_is_accepted_and_decodes(
+    client: Any, valid_files: dict[str, Path], name: str
+) -> None:
+    path = valid_files[name]
+    assert probe(path) == pytest.approx(4.0, abs=0.1)
+    audio = load_audio(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert len(audio) / SAMPLE_RATE == pytest.approx(4.0, abs=0.1)
+    assert float(np.abs(audio).max()) > 0.05  # real speech, not silence
+    resp = await upload(client, path.read_bytes(), filename=name)
+    assert resp.status == 201, await resp.text()
+    snap = await resp.json()
+    assert snap["duration"] == pytest.approx(4.0, abs=0.1)
+    assert (await wait_for_stage(client, snap["id"], {"complete", "failed"}))["stage"] == (
+        "complete")
+
+
+async def test_truncated_wav_keeps_what_arrived(client: Any, tmp_path: Path) -> None:
+    data = SOURCE.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])  # the header still claims the full length
+    audio = load_audio(cut)
+    assert len(audio) / SAMPLE_RATE == pytest.approx((len(data) // 2 - 44) / 32000, abs=0.05)
+    resp = await upload(client, cut.read_bytes(), filename="cut.wav")
+    assert resp.status == 201
+
+
+async def test_header_claiming_4gb_is_read_for_what_it_holds(client: Any) -> None:
+    pcm = SOURCE.read_bytes()[44:32044]  # one second
+    resp = await upload(client, wav_header(4_000_000_000) + pcm, filename="claims_4gb.wav")
+    assert resp.status == 201
+    assert (await resp.json())["duration"] == pytest.approx(1.0, abs=0.01)
+
+
+async def test_audio_too_long_is_refused_from_the_container(make_client: ClientFactory) -> None:
+    client = await make_client(max_audio_seconds=10.0)
+    error = await assert_error(await upload(client, SOURCE.read_bytes()), 422, "AUDIO_TOO_LONG")
+    assert "the limit is 10 s" in error["detail"]
+    snap = await (await client.get(f"/api/tasks/{error['task_id']}")).json()
+    assert (snap["stage"], snap["error"]["code"]) == ("failed", "AUDIO_TOO_LONG")
