@@ -60,9 +60,7 @@ ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]
 
 
 @pytest.fixture
-async def make_client(
-    tmp_path: Path, aiohttp_client: Any
-) -> AsyncIterator[ClientFactory]:
+async def make_client(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[ClientFactory]:
     async def factory(**overrides: Any) -> TestClient[web.Request, web.Application]:
         client: TestClient[web.Request, web.Application] = await aiohttp_client(
             create_app(plumbing_config(tmp_path, **overrides))

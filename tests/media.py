@@ -18,9 +18,14 @@ def ffmpeg(*args: str) -> None:
 
 def wav_header(data_bytes: int, rate: int = 16000, channels: int = 1, bits: int = 16) -> bytes:
     block = channels * bits // 8
-    return (b"RIFF" + struct.pack("<I", (36 + data_bytes) & 0xFFFFFFFF) + b"WAVEfmt "
-            + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, bits)
-            + b"data" + struct.pack("<I", data_bytes & 0xFFFFFFFF))
+    return (
+        b"RIFF"
+        + struct.pack("<I", (36 + data_bytes) & 0xFFFFFFFF)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, bits)
+        + b"data"
+        + struct.pack("<I", data_bytes & 0xFFFFFFFF)
+    )
 
 
 def make_valid(folder: Path) -> dict[str, Path]:
@@ -34,8 +39,21 @@ def make_valid(folder: Path) -> dict[str, Path]:
         "speech.opus": ["-i", src, "-t", "4", "-c:a", "libopus", "-b:a", "32k"],
         "speech.m4a": ["-i", src, "-t", "4", "-c:a", "aac", "-b:a", "64k"],
         "speech.flac": ["-i", src, "-t", "4", "-c:a", "flac"],
-        "video_with_audio.mp4": ["-f", "lavfi", "-i", "color=c=blue:s=64x64:d=4", "-i", src,
-                                 "-t", "4", "-shortest", "-c:v", "mpeg4", "-c:a", "aac"],
+        "video_with_audio.mp4": [
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=64x64:d=4",
+            "-i",
+            src,
+            "-t",
+            "4",
+            "-shortest",
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "aac",
+        ],
     }
     out = {}
     for name, args in specs.items():
@@ -55,10 +73,19 @@ def make_bad(folder: Path) -> dict[str, tuple[Path, str]]:
         "image.png": (None, "NO_AUDIO_STREAM"),
         "silent_video.mp4": (None, "NO_AUDIO_STREAM"),
     }
-    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=32x32:d=1", "-frames:v", "1",
-           str(folder / "image.png"))
-    ffmpeg("-f", "lavfi", "-i", "color=c=blue:s=64x64:d=2", "-an", "-c:v", "mpeg4",
-           str(folder / "silent_video.mp4"))
+    ffmpeg(
+        "-f", "lavfi", "-i", "color=c=red:s=32x32:d=1", "-frames:v", "1", str(folder / "image.png")
+    )
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=blue:s=64x64:d=2",
+        "-an",
+        "-c:v",
+        "mpeg4",
+        str(folder / "silent_video.mp4"),
+    )
     out = {}
     for name, (data, code) in files.items():
         path = folder / name

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
-
-from aiohttp import web
 
 from transcriber.keys import TASKS
 
@@ -29,13 +26,18 @@ async def test_multipart_upload_runs_to_complete(client: Any, wav_bytes: bytes) 
     assert final["attempt"] == 1
     stored = client.app[TASKS].work_dir(snap["id"])
     assert sorted(p.name for p in stored.iterdir()) == [
-        "aligning.json", "diarizing.json", "source.wav", "transcribing.json",
+        "aligning.json",
+        "diarizing.json",
+        "source.wav",
+        "transcribing.json",
     ]
 
 
 async def test_raw_body_with_query_options(client: Any, wav_bytes: bytes) -> None:
     resp = await client.post(
-        "/api/tasks", data=wav_bytes, params={"filename": "raw.wav", "diarize": "false"},
+        "/api/tasks",
+        data=wav_bytes,
+        params={"filename": "raw.wav", "diarize": "false"},
         headers={"Content-Type": "audio/wav"},
     )
     assert resp.status == 201, await resp.text()
@@ -50,13 +52,16 @@ async def test_raw_body_with_query_options(client: Any, wav_bytes: bytes) -> Non
 
 async def test_two_step_upload(client: Any, wav_bytes: bytes) -> None:
     resp = await client.post(
-        "/api/tasks", json={"filename": "two.wav", "size": len(wav_bytes),
-                            "options": {"num_speakers": 2}},
+        "/api/tasks",
+        json={"filename": "two.wav", "size": len(wav_bytes), "options": {"num_speakers": 2}},
     )
     assert resp.status == 201
     snap = await resp.json()
     assert (snap["stage"], snap["size"], snap["options"]["num_speakers"]) == (
-        "uploading", len(wav_bytes), 2)
+        "uploading",
+        len(wav_bytes),
+        2,
+    )
     put = await client.put(f"/api/tasks/{snap['id']}/audio", data=wav_bytes)
     assert put.status == 201
     assert (await put.json())["stage"] in ("queued", "transcribing")
@@ -163,7 +168,7 @@ async def test_upload_too_large_removes_partial_file(
 
     async def body() -> Any:
         for i in range(0, len(wav_bytes), 8192):
-            yield wav_bytes[i:i + 8192]
+            yield wav_bytes[i : i + 8192]
 
     resp = await client.post("/api/tasks", data=body(), params={"filename": "big.wav"})
     await assert_error(resp, 413, "FILE_TOO_LARGE")
@@ -190,9 +195,7 @@ async def test_bad_files_get_codes(client: Any) -> None:
     await assert_error(await upload(client, b"", filename="empty.wav"), 415, "UNSUPPORTED_MEDIA")
 
 
-async def test_filenames_are_cleaned_and_never_used_on_disk(
-    client: Any, wav_bytes: bytes
-) -> None:
+async def test_filenames_are_cleaned_and_never_used_on_disk(client: Any, wav_bytes: bytes) -> None:
     resp = await upload(client, wav_bytes, filename="../../etc/Grüße 会议.wav")
     snap = await resp.json()
     assert snap["filename"] == "Grüße 会议.wav"
@@ -207,10 +210,12 @@ async def test_errors_have_one_shape(client: Any) -> None:
     bad_option = await client.post("/api/tasks", json={"filename": "a", "options": {"x": 1}})
     await assert_error(bad_option, 400, "BAD_REQUEST")
     bad_speakers = await client.post(
-        "/api/tasks", json={"filename": "a", "options": {"min_speakers": 3, "max_speakers": 2}})
+        "/api/tasks", json={"filename": "a", "options": {"min_speakers": 3, "max_speakers": 2}}
+    )
     await assert_error(bad_speakers, 400, "BAD_REQUEST")
-    not_json = await client.post("/api/tasks", data=b"{", headers={
-        "Content-Type": "application/json"})
+    not_json = await client.post(
+        "/api/tasks", data=b"{", headers={"Content-Type": "application/json"}
+    )
     await assert_error(not_json, 400, "BAD_REQUEST")
     no_file = await client.post("/api/tasks", data={"language": "en"})
     await assert_error(no_file, 400, "BAD_REQUEST")
@@ -230,5 +235,3 @@ async def test_audio_download_supports_range(client: Any, wav_bytes: bytes) -> N
     assert await resp.read() == wav_bytes[4:12]
     full = await client.get(f"/api/tasks/{snap['id']}/audio")
     assert await full.read() == wav_bytes
-
-

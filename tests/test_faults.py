@@ -34,14 +34,16 @@ async def snapshot(session: aiohttp.ClientSession, url: str, task_id: str) -> di
         return data
 
 
-async def wait_stage(session: aiohttp.ClientSession, url: str, task_id: str, stages: set[str],
-                     timeout: float = 60) -> dict[str, Any]:
+async def wait_stage(
+    session: aiohttp.ClientSession, url: str, task_id: str, stages: set[str], timeout: float = 60
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     since = 0
     while loop.time() < deadline:
-        async with session.get(f"{url}/api/tasks/{task_id}",
-                               params={"wait": 5, "since": since}) as resp:
+        async with session.get(
+            f"{url}/api/tasks/{task_id}", params={"wait": 5, "since": since}
+        ) as resp:
             snap: dict[str, Any] = await resp.json()
         if snap["stage"] in stages:
             return snap
@@ -57,8 +59,9 @@ async def half_upload(session: aiohttp.ClientSession, url: str, sent: asyncio.Ev
         await asyncio.sleep(3600)  # never sends the rest
 
     headers = {"Content-Length": str(len(tone_wav(seconds=20)))}
-    async with session.post(f"{url}/api/tasks", params={"filename": "cut.wav"}, data=body(),
-                            headers=headers):
+    async with session.post(
+        f"{url}/api/tasks", params={"filename": "cut.wav"}, data=body(), headers=headers
+    ):
         pass
 
 

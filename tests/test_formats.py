@@ -12,14 +12,34 @@ import webvtt
 from transcriber.pipeline.formats import render, to_rttm
 
 DATA: dict[str, Any] = {
-    "language": "en", "duration": 3725.5, "model": "tiny.en",
+    "language": "en",
+    "duration": 3725.5,
+    "model": "tiny.en",
     "segments": [
-        {"id": 0, "start": 0.0, "end": 2.5, "text": " Hello there.", "speaker": "SPEAKER_00",
-         "words": []},
-        {"id": 1, "start": 2.5, "end": 3.25, "text": " General <Kenobi>.",
-         "speaker": "SPEAKER_01", "words": []},
-        {"id": 2, "start": 3723.0, "end": 3725.5, "text": " Later.", "speaker": "SPEAKER_01",
-         "words": []},
+        {
+            "id": 0,
+            "start": 0.0,
+            "end": 2.5,
+            "text": " Hello there.",
+            "speaker": "SPEAKER_00",
+            "words": [],
+        },
+        {
+            "id": 1,
+            "start": 2.5,
+            "end": 3.25,
+            "text": " General <Kenobi>.",
+            "speaker": "SPEAKER_01",
+            "words": [],
+        },
+        {
+            "id": 2,
+            "start": 3723.0,
+            "end": 3725.5,
+            "text": " Later.",
+            "speaker": "SPEAKER_01",
+            "words": [],
+        },
     ],
 }
 
@@ -27,7 +47,10 @@ DATA: dict[str, Any] = {
 def test_srt_parses_with_speakers_and_hours() -> None:
     subs = list(srt.parse(render("srt", DATA, {})))
     assert [s.content for s in subs] == [
-        "[SPEAKER_00] Hello there.", "[SPEAKER_01] General <Kenobi>.", "[SPEAKER_01] Later."]
+        "[SPEAKER_00] Hello there.",
+        "[SPEAKER_01] General <Kenobi>.",
+        "[SPEAKER_01] Later.",
+    ]
     assert subs[2].start == timedelta(hours=1, minutes=2, seconds=3)
     assert subs[1].end == timedelta(seconds=3.25)
 
@@ -42,7 +65,8 @@ def test_vtt_parses_with_voice_tags() -> None:
 
 def test_txt_tsv_json_rttm() -> None:
     assert render("txt", DATA, {}) == (
-        "SPEAKER_00: Hello there.\nSPEAKER_01: General <Kenobi>.\nLater.\n")
+        "SPEAKER_00: Hello there.\nSPEAKER_01: General <Kenobi>.\nLater.\n"
+    )
     assert render("tsv", DATA, {}).splitlines()[2] == "2500\t3250\tSPEAKER_01\tGeneral <Kenobi>."
     body = render("json", DATA, {"transcribing": 1.5})
     assert '"speakers": [\n  "SPEAKER_00",\n  "SPEAKER_01"\n ]' in body

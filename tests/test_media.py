@@ -27,14 +27,17 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path,
     return make_bad(tmp_path_factory.mktemp("bad"))
 
 
-@pytest.mark.parametrize("name", ["empty.wav", "random.bin", "notes.wav", "header_only.wav",
-                                  "image.png", "silent_video.mp4"])
+@pytest.mark.parametrize(
+    "name",
+    ["empty.wav", "random.bin", "notes.wav", "header_only.wav", "image.png", "silent_video.mp4"],
+)
 async def test_bad_file_gets_its_code(
     client: Any, bad_files: dict[str, tuple[Path, str]], name: str
 ) -> None:
     path, code = bad_files[name]
-    error = await assert_error(await upload(client, path.read_bytes(), filename=name),
-                               STATUS[code], code)
+    error = await assert_error(
+        await upload(client, path.read_bytes(), filename=name), STATUS[code], code
+    )
     snap = await (await client.get(f"/api/tasks/{error['task_id']}")).json()
     assert (snap["stage"], snap["error"]["code"], snap["filename"]) == ("failed", code, name)
     assert snap["error"]["stage"] == "uploading"
@@ -45,9 +48,19 @@ async def test_bad_file_gets_its_code(
     assert [p.read_bytes() for p in stored.iterdir()] == [path.read_bytes()]
 
 
-@pytest.mark.parametrize("name", ["mulaw_8k.wav", "float_48k.wav", "six_channels.wav",
-                                  "speech.mp3", "speech.opus", "speech.m4a", "speech.flac",
-                                  "video_with_audio.mp4"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mulaw_8k.wav",
+        "float_48k.wav",
+        "six_channels.wav",
+        "speech.mp3",
+        "speech.opus",
+        "speech.m4a",
+        "speech.flac",
+        "video_with_audio.mp4",
+    ],
+)
 async def test_valid_oddity_is_accepted_and_decodes(
     client: Any, valid_files: dict[str, Path], name: str
 ) -> None:
@@ -62,7 +75,8 @@ async def test_valid_oddity_is_accepted_and_decodes(
     snap = await resp.json()
     assert snap["duration"] == pytest.approx(4.0, abs=0.1)
     assert (await wait_for_stage(client, snap["id"], {"complete", "failed"}))["stage"] == (
-        "complete")
+        "complete"
+    )
 
 
 async def test_truncated_wav_keeps_what_arrived(client: Any, tmp_path: Path) -> None:

@@ -66,8 +66,9 @@ def proxied(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[st
     user = "user root;" if os.geteuid() == 0 else ""
     conf = prefix / "nginx.conf"
     conf.write_text(CONF.format(prefix=prefix, port=port, upstream=server.port, user=user))
-    proc = subprocess.Popen([nginx_binary(), "-c", str(conf), "-p", str(prefix),
-                             "-g", "daemon off;"])
+    proc = subprocess.Popen(
+        [nginx_binary(), "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"]
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

@@ -36,8 +36,13 @@ def test_every_route_is_documented(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path_factory.mktemp("openapi") / "data", "--pipeline", "plumbing",
-                           "--max-upload-bytes", "200000")
+    server = ServerProcess(
+        tmp_path_factory.mktemp("openapi") / "data",
+        "--pipeline",
+        "plumbing",
+        "--max-upload-bytes",
+        "200000",
+    )
     server.start()
     yield server
     server.stop()
@@ -55,8 +60,9 @@ def test_api_conforms(live_server: ServerProcess, api_schema: Any) -> None:
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None)
+        @settings(
+            max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def check(case: Any) -> None:
             if case.query and "wait" in case.query:
                 case.query["wait"] = min(int(case.query["wait"]), 1)  # keep long-polls short

@@ -35,7 +35,11 @@ async def test_version_1_database_upgrades_and_keeps_rows(tmp_path: Path) -> Non
         task = await store.get("abc")
         assert task is not None
         assert (task.seq, task.stage, task.duration, task.options) == (
-            7, Stage.COMPLETE, 12.5, {"language": "en"})
+            7,
+            Stage.COMPLETE,
+            12.5,
+            {"language": "en"},
+        )
         assert (task.language, task.timings, task.interruptions) == (None, {}, 0)
         task = task.changed(language="en", timings={"transcribing": 1.5}, interruptions=1)
         await store.save(task)
@@ -48,10 +52,21 @@ async def test_version_1_database_upgrades_and_keeps_rows(tmp_path: Path) -> Non
 async def test_save_list_delete(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "db.sqlite3")
     try:
-        first = Task(id="a" * 16, filename="one.wav", stored_name="source.wav", seq=1,
-                     created_at="2026-01-01T00:00:00.000Z")
-        second = Task(id="b" * 16, filename="two.wav", stored_name="source.wav", seq=1,
-                      created_at="2026-01-02T00:00:00.000Z", stage=Stage.QUEUED)
+        first = Task(
+            id="a" * 16,
+            filename="one.wav",
+            stored_name="source.wav",
+            seq=1,
+            created_at="2026-01-01T00:00:00.000Z",
+        )
+        second = Task(
+            id="b" * 16,
+            filename="two.wav",
+            stored_name="source.wav",
+            seq=1,
+            created_at="2026-01-02T00:00:00.000Z",
+            stage=Stage.QUEUED,
+        )
         await store.save(first)
         await store.save(second)
         rows, total = await store.page(10, 0)

@@ -112,8 +112,11 @@ async def test_catch_up_after_completion_and_with_old_seq(client: Any, wav_bytes
         ('{"type": "dance"}', "BAD_MESSAGE", "unknown message type"),
         ('{"type": "subscribe"}', "BAD_MESSAGE", "task_id"),
         ('{"type": "subscribe", "task_id": "../../etc"}', "BAD_MESSAGE", "task_id"),
-        ('{"type": "subscribe", "task_id": "0123456789abcdef", "last_seq": "x"}',
-         "BAD_MESSAGE", "last_seq"),
+        (
+            '{"type": "subscribe", "task_id": "0123456789abcdef", "last_seq": "x"}',
+            "BAD_MESSAGE",
+            "last_seq",
+        ),
         ('{"type": "subscribe", "task_id": "0123456789abcdef"}', "UNKNOWN_TASK", "0123"),
     ],
 )

@@ -140,11 +140,26 @@ async def _finish_upload(
     exact: int | None,
     approx: int | None = None,
 ) -> web.Response:
+    task = await ingest(request, task, chunks, exact or approx, exact is not None)
+    await request.app[RUNNER].enqueue(task.id)
+    current = request.app[TASKS].current(task.id)
+    assert current is not None
+    return _created(current)
+
+
+async def ingest(
+    request: web.Request,
+    task: Task,
+    chunks: AsyncIterator[bytes],
+    total: int | None,
+    exact: bool,
+    digest: Any = None,
+) -> Task:
+    """Store the upload and read its duration; a bad file fails the task and raises ApiError."""
     tasks, config = request.app[TASKS], request.app[CONFIG]
     path = tasks.audio_path(task)
-    size = await receive(
-        chunks, path, tasks, task.id, config.max_upload_bytes, exact or approx, exact is not None
-    )
+    limit = config.max_upload_bytes
+    size = await receive(chunks, path, tasks, task.id, limit, total, exact, digest)
     try:
         duration = await asyncio.to_thread(probe, path)
     except PipelineError as exc:
@@ -154,11 +169,7 @@ async def _finish_upload(
         detail = f"{duration:.0f} s; the limit is {config.max_audio_seconds:.0f} s"
         await tasks.fail(task.id, "AUDIO_TOO_LONG", CODES["AUDIO_TOO_LONG"][1], detail)
         raise ApiError("AUDIO_TOO_LONG", detail=detail, task_id=task.id)
-    await tasks.update(task.id, size=size, duration=round(duration, 3), stage_progress=100)
-    await request.app[RUNNER].enqueue(task.id)
-    current = tasks.current(task.id)
-    assert current is not None
-    return _created(current)
+    return await tasks.update(task.id, size=size, duration=round(duration, 3), stage_progress=100)
 
 
 def _created(task: Task) -> web.Response:

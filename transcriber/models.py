@@ -82,6 +82,8 @@ class Task:
     timings: dict[str, float] = field(default_factory=dict)
     # Runs cut short by a server restart; after max_attempts the task fails INTERRUPTED.
     interruptions: int = 0
+    # Hash of an OpenAI-style request (file and options), so a client's retry joins the task.
+    request_key: str | None = None
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
 

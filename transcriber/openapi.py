@@ -151,13 +151,15 @@ _CREATE_BODY = {
 }
 _WAIT = [
     {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 3600}},
-    {"name": "since", "in": "query",
-     "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}},
+    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}},
 ]
 _PAGE = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-    {"name": "offset", "in": "query",
-     "schema": {"type": "integer", "minimum": 0, "maximum": 10**9}},
+    {
+        "name": "offset",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 10**9},
+    },
 ]
 _TEXT = {
     "description": "File",
@@ -224,6 +226,50 @@ PATHS: dict[str, Any] = {
     },
 }
 PATHS["/api/tasks/{task_id}/transcript"]["get"]["responses"]["400"] = ERR
+
+_OPENAI_ERR = _json(
+    {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["message", "type", "code"]}},
+    },
+    "OpenAI-style error",
+)
+_OPENAI_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "model": {"type": "string"},
+        "language": {"type": "string"},
+        "prompt": {"type": "string"},
+        "response_format": {
+            "enum": ["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
+        },
+        "temperature": {"type": "number"},
+        "timestamp_granularities[]": {"type": "array", "items": {"enum": ["word", "segment"]}},
+    },
+}
+PATHS["/v1/audio/transcriptions"] = {
+    "post": _op(
+        "OpenAI-compatible transcription; answers when the task ends",
+        {
+            "200": {
+                "description": "Transcript",
+                "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["text"]}},
+                    "text/plain": {"schema": {"type": "string"}},
+                    "text/vtt": {"schema": {"type": "string"}},
+                },
+            }
+        }
+        | {code: _OPENAI_ERR for code in ("400", "409", "413", "415", "422", "500", "503", "507")},
+        requestBody={
+            "required": True,
+            "content": {"multipart/form-data": {"schema": _OPENAI_FORM}},
+        },
+    )
+}
 
 
 def build() -> dict[str, Any]:

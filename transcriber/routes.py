@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, openapi, results, ws
+from . import api, openai_api, openapi, results, ws
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -32,6 +32,7 @@ def setup_routes(app: web.Application) -> None:
             web.post("/api/tasks/{task_id}/retry", api.retry_task, name="retry_task"),
             web.get("/api/tasks/{task_id}/transcript", results.transcript, name="transcript"),
             web.get("/api/tasks/{task_id}/diarization.rttm", results.rttm, name="rttm"),
+            web.post("/v1/audio/transcriptions", openai_api.transcriptions, name="openai"),
             web.static("/static", STATIC, name="static"),
         ]
     )

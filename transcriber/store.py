@@ -48,11 +48,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX tasks_stage ON tasks (stage);
         """,
     ),
+    (
+        "request key for joining retried OpenAI-style requests",
+        """
+        ALTER TABLE tasks ADD COLUMN request_key TEXT;
+        CREATE INDEX tasks_request_key ON tasks (request_key);
+        """,
+    ),
 ]
 
 COLUMNS = (
     "id, seq, attempt, stage, progress, stage_progress, detail, filename, stored_name, options,"
-    " duration, size, error, done_stages, created_at, updated_at, language, timings, interruptions"
+    " duration, size, error, done_stages, created_at, updated_at, language, timings,"
+    " interruptions, request_key"
 )
 
 
@@ -88,6 +96,7 @@ def _row_to_task(row: aiosqlite.Row) -> Task:
         language=row["language"],
         timings=json.loads(row["timings"]),
         interruptions=row["interruptions"],
+        request_key=row["request_key"],
     )
 
 
@@ -112,6 +121,7 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.language,
         json.dumps(task.timings),
         task.interruptions,
+        task.request_key,
     )
 
 
@@ -168,6 +178,16 @@ class Store:
         ) as cur:
             rows = await cur.fetchall()
         return [_row_to_task(r) for r in rows]
+
+    async def find_by_key(self, key: str, exclude: str, since: str) -> Task | None:
+        """The newest task made since `since` by the same request, not failed or cancelled."""
+        async with self._db.execute(
+            f"SELECT {COLUMNS} FROM tasks WHERE request_key = ? AND id != ? AND created_at > ?"
+            " AND stage NOT IN (?, ?) ORDER BY created_at DESC LIMIT 1",
+            (key, exclude, since, Stage.FAILED.value, Stage.CANCELLED.value),
+        ) as cur:
+            row = await cur.fetchone()
+        return _row_to_task(row) if row else None
 
     async def delete(self, task_id: str) -> None:
         await self._db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))

@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
@@ -75,6 +76,7 @@ async def receive(
     limit: int,
     total: int | None,
     exact: bool,
+    digest: Any = None,
 ) -> int:
     """Write chunks to `path`; on any failure the partial file is removed and the task fails.
 
@@ -89,6 +91,8 @@ async def receive(
                 if received > limit:
                     raise ApiError("FILE_TOO_LARGE", detail=f"the limit is {limit} bytes")
                 out.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 current = tasks.current(task_id)
                 if current is None or current.stage != Stage.UPLOADING:
                     raise ApiError(

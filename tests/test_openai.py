@@ -1,0 +1,105 @@
+"""The official `openai` client against the real server process."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+import srt
+
+from .conftest import tone_wav
+from .serverproc import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("openai") / "data",
+        "--pipeline",
+        "plumbing",
+        env={"TRANSCRIBER_PLUMBING_STAGE_SECONDS": "0.5"},
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def client(server: ServerProcess, **kwargs: object) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", **kwargs)  # type: ignore[arg-type]
+
+
+def tasks(server: ServerProcess) -> list[dict[str, object]]:
+    with urllib.request.urlopen(f"{server.url}/api/tasks") as resp:
+        listed: list[dict[str, object]] = json.load(resp)["tasks"]
+    return listed
+
+
+def test_formats(server: ServerProcess) -> None:
+    api = client(server)
+    audio = ("talk.wav", tone_wav(seconds=4.0), "audio/wav")
+    result = api.audio.transcriptions.create(model="whisper-1", file=audio)
+    assert result.text == "Plumbing segment 1. Plumbing segment 2."
+    verbose = api.audio.transcriptions.create(
+        model="whisper-1",
+        file=audio,
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+        language="en",
+        temperature=0.0,
+    )
+    assert (verbose.language, verbose.duration) == ("en", 4.0)
+    assert [(s.start, s.end) for s in verbose.segments or []] == [(0.0, 2.0), (2.0, 4.0)]
+    assert [w.word for w in verbose.words or []] == ["plumbing", "plumbing"]
+    text = api.audio.transcriptions.create(model="x", file=audio, response_format="text")
+    assert text == "Plumbing segment 1. Plumbing segment 2.\n"
+    subs = list(
+        srt.parse(api.audio.transcriptions.create(model="x", file=audio, response_format="srt"))
+    )
+    assert [s.content for s in subs] == ["Plumbing segment 1.", "Plumbing segment 2."]
+    vtt = api.audio.transcriptions.create(model="x", file=audio, response_format="vtt")
+    assert vtt.startswith("WEBVTT")
+    diarized = api.audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize",
+        file=audio,
+        response_format="diarized_json",
+        extra_body={"chunking_strategy": "auto"},
+    )
+    assert [s.speaker for s in diarized.segments] == ["SPEAKER_00", "SPEAKER_00"]
+    # Normal tasks, listed with the others; the same file with the same options is one task
+    # whatever the response format: json, text, srt and vtt joined the first.
+    listed = tasks(server)
+    assert sum(1 for t in listed if t["filename"] == "talk.wav") == 3
+    assert all(t["stage"] == "complete" for t in listed if t["filename"] == "talk.wav")
+
+
+def test_failure_has_openai_shape_and_no_retry(server: ServerProcess) -> None:
+    api = client(server)
+    with pytest.raises(openai.APIStatusError) as failed:
+        api.audio.transcriptions.create(
+            model="whisper-1", file=("notes.wav", b"not audio at all" * 30, "audio/wav")
+        )
+    assert failed.value.status_code == 415
+    assert failed.value.response.headers["x-should-retry"] == "false"
+    body = failed.value.body
+    assert isinstance(body, dict)
+    assert body["code"] == "unsupported_media"
+    assert body["message"] == "This file is not audio or video that the server can read."
+
+
+def test_retry_after_timeout_joins_the_same_task(server: ServerProcess, tmp_path: Path) -> None:
+    audio = tone_wav(seconds=6.0, freq=523.0)
+    before = len(tasks(server))
+    # The whole job takes about 1.5 s: the first try times out and the client retries.
+    api = client(server, timeout=1.0, max_retries=3)
+    result = api.audio.transcriptions.create(
+        model="whisper-1", file=("retry.wav", io.BytesIO(audio), "audio/wav")
+    )
+    assert result.text.startswith("Plumbing segment 1.")
+    made = [t for t in tasks(server) if t["filename"] == "retry.wav"]
+    assert len(made) == 1, made
+    assert len(tasks(server)) == before + 1
