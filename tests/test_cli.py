@@ -1,0 +1,99 @@
+"""The command-line client against the real server process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import srt
+
+from .conftest import tone_wav
+from .serverproc import ServerProcess, free_port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("cli") / "data",
+        "--pipeline",
+        "plumbing",
+        env={"TRANSCRIBER_PLUMBING_STAGE_SECONDS": "0.5"},
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "transcriber", args[0], "--server", url, *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_submit_follow_status_get_list(server: ServerProcess, tmp_path: Path) -> None:
+    files = []
+    for name in ("one.wav", "two.wav"):
+        path = tmp_path / name
+        path.write_bytes(tone_wav(seconds=4.0))
+        files.append(str(path))
+    done = cli(server.url, "submit", *files, "--follow", "--language", "en")
+    assert done.returncode == 0, done.stderr
+    ids = [line.split("\t") for line in done.stdout.splitlines()]
+    assert [name for _, name in ids] == ["one.wav", "two.wav"]
+    for stage in ("Uploading", "Transcribing", "Aligning", "Diarizing", "Complete"):
+        assert stage in done.stderr
+    assert "one.wav: [########################] 100% Complete" in done.stderr
+    task_id = ids[0][0]
+    status = cli(server.url, "status", task_id)
+    assert status.returncode == 0
+    assert status.stdout.startswith(f"{task_id}  one.wav  Complete 100%  Done")
+    out = tmp_path / "out.srt"
+    got = cli(server.url, "get", task_id, "--format", "srt", "-o", str(out))
+    assert got.returncode == 0, got.stderr
+    subs = list(srt.parse(out.read_text()))
+    assert subs[0].content == "[SPEAKER_00] Plumbing segment 1."
+    listed = cli(server.url, "list")
+    assert task_id in listed.stdout and ids[1][0] in listed.stdout
+
+
+def test_clear_errors_and_exit_codes(server: ServerProcess, tmp_path: Path) -> None:
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio\n" * 20)
+    refused = cli(server.url, "submit", str(bad))
+    assert refused.returncode == 3
+    assert "This file is not audio or video that the server can read. (UNSUPPORTED_MEDIA)" in (
+        refused.stderr
+    )
+    unknown = cli(server.url, "status", "0123456789abcdef")
+    assert unknown.returncode == 3
+    assert unknown.stderr == "transcriber: There is no task with this id. (UNKNOWN_TASK)\n"
+    missing = cli(server.url, "submit", str(tmp_path / "nope.wav"))
+    assert (missing.returncode, missing.stderr) == (
+        3,
+        f"transcriber: no such file: {tmp_path / 'nope.wav'}\n",
+    )
+    down = cli(f"http://127.0.0.1:{free_port()}", "list")
+    assert down.returncode == 4 and "cannot reach" in down.stderr
+
+
+def test_cancel_and_not_ready(server: ServerProcess, tmp_path: Path) -> None:
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"f{i}.wav")
+        paths[-1].write_bytes(tone_wav(seconds=2.0))
+    submitted = cli(server.url, "submit", *map(str, paths))
+    # The last of four waits in the queue for seconds: time enough to cancel it.
+    task_id = submitted.stdout.splitlines()[-1].split("\t")[0]
+    early = cli(server.url, "get", task_id)
+    assert early.returncode == 3 and "(NOT_READY)" in early.stderr
+    cancelled = cli(server.url, "cancel", task_id)
+    assert cancelled.stdout == f"{task_id}  cancelled\n"
+    status = cli(server.url, "status", task_id)
+    assert status.returncode == 1
+    assert "error CANCELLED: The task was cancelled." in status.stdout

@@ -1,0 +1,5 @@
+"""`python -m transcriber ...` is the `transcriber` command."""
+
+from .cli import main
+
+main()
