@@ -106,3 +106,22 @@ def test_finished_stage_is_not_run_again(
     )
     assert result.done_stages == ["transcribing"] and result.timings == {}
     assert [m[0] for m in drain(messages)] == ["started", "finished"]
+
+
+def test_phase_note_keeps_percent_and_rate(
+    tmp_path: Path, messages: queue.Queue[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [10.0]
+    monkeypatch.setattr(worker.time, "monotonic", lambda: clock[0])
+    reporter = worker.Reporter(job(tmp_path))
+    reporter.start_stage("transcribing", "Loading model tiny.en")
+    reporter(-1, "Reading audio")  # too soon after the stage change: dropped
+    clock[0] += 0.5
+    reporter(-1, "Reading audio")
+    clock[0] += 0.5
+    reporter(12, "Segment 1 - 0:04 of 0:38")
+    assert [m[3:] for m in drain(messages)] == [
+        ("transcribing", 0, "Loading model tiny.en"),
+        ("transcribing", 0, "Reading audio"),
+        ("transcribing", 12, "Segment 1 - 0:04 of 0:38"),
+    ]

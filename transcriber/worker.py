@@ -73,17 +73,25 @@ class Reporter:
         self._last_pct = -1
         self._last_time = 0.0
 
-    def start_stage(self, stage: str) -> None:
+    def start_stage(self, stage: str, detail: str = "Starting") -> None:
         self.stage = stage
         self._last_pct = 0
         self._last_time = time.monotonic()
-        send(("progress", self.job.task_id, self.job.attempt, stage, 0, "Starting"))
+        send(("progress", self.job.task_id, self.job.attempt, stage, 0, detail))
 
     def __call__(self, stage_progress: float, detail: str) -> None:
         if cancel_flag(self.job.work_dir, self.job.attempt).exists():
             raise Cancelled(self.stage)
-        pct = max(0, min(100, int(stage_progress)))
         now = time.monotonic()
+        if stage_progress < 0:
+            # A phase note ("Loading model"): keeps the percent, obeys the rate limit.
+            if now - self._last_time >= self.min_interval:
+                self._last_time = now
+                msg = ("progress", self.job.task_id, self.job.attempt, self.stage,
+                       self._last_pct, detail)
+                send(msg)
+            return
+        pct = max(0, min(100, int(stage_progress)))
         if pct <= self._last_pct or now - self._last_time < self.min_interval:
             return
         self._last_pct, self._last_time = pct, now
@@ -118,7 +126,7 @@ def run_job(job: Job) -> JobResult:
                 result.done_stages.append(stage)
                 continue
             reporter = Reporter(job)
-            reporter.start_stage(stage)
+            reporter.start_stage(stage, ctx.starting(stage))
             begin = time.monotonic()
             write_json(out, _run_stage(stage, job, ctx, reporter))
             result.timings[stage] = round(time.monotonic() - begin, 3)

@@ -20,6 +20,9 @@ class Context:
         self.audio_path = audio_path
         self.stage_seconds = stage_seconds
 
+    def starting(self, stage: str) -> str:
+        return "Starting"
+
     def run(self, stage: str, previous: Transcript | None, progress: ProgressFn) -> dict[str, Any]:
         duration = probe(self.audio_path)
         for step in range(1, STEPS + 1):

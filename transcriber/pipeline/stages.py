@@ -62,6 +62,16 @@ class Context:
             self._audio = load_audio(self.audio_path)
         return self._audio
 
+    def starting(self, stage: str) -> str:
+        """The first sub-line of a stage: what the worker does before it can count steps."""
+        if stage == "transcribing":
+            if (self.model, self.device) not in _whisper:
+                return f"Loading model {self.model}"
+            return "Reading audio"
+        if stage == "diarizing" and (self.diarization, self.device) not in _diarizers:
+            return "Loading speaker models"
+        return "Starting"
+
     def run(self, stage: str, previous: Transcript | None, progress: ProgressFn) -> dict[str, Any]:
         if stage == "transcribing":
             return self._transcribe(progress).to_dict()
@@ -75,7 +85,10 @@ class Context:
         from .transcribe import transcribe
 
         model = whisper_model(self.model, self.device, self.models_dir)
-        return transcribe(model, self.audio, self.options, progress, self.model)
+        if self._audio is None:
+            progress(-1, "Reading audio")
+        audio = self.audio
+        return transcribe(model, audio, self.options, progress, self.model)
 
     def _align(self, transcript: Transcript, progress: ProgressFn) -> Transcript:
         if not self.options.get("word_timestamps", True):

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# stage_progress (0-100 within the stage) and a short human sub-line.
+# stage_progress (0-100 within the stage) and a short human sub-line; a negative stage_progress
+# sends only the sub-line (a phase such as "Reading audio") at the current percent.
 # The callback raises Cancelled when the task was cancelled, so stages stop at the next step.
 ProgressFn = Callable[[float, str], None]
 
