@@ -110,5 +110,6 @@ async def upload(client: Any, data: bytes, filename: str = "tone.wav", **fields:
     form = FormData()
     for key, value in fields.items():
         form.add_field(key, value)
-    form.add_field("file", data, filename=filename, content_type="audio/wav")
+    # A BytesIO, not bytes: aiohttp warns (an error here) about large raw bytes bodies.
+    form.add_field("file", io.BytesIO(data), filename=filename, content_type="audio/wav")
     return await client.post("/api/tasks", data=form)

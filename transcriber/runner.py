@@ -339,10 +339,11 @@ class Runner:
 def _terminate(executor: ProcessPoolExecutor) -> None:
     """Stop worker processes now: a job may run for many minutes, shutdown must not wait."""
     processes = list(getattr(executor, "_processes", {}).values())
-    executor.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         with suppress(Exception):
             process.terminate()
     for process in processes:
         with suppress(Exception):
             process.join(5)
+    # With its workers gone the pool sees itself broken and its threads and queues close.
+    executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,182 @@
+"""Transcribing stage on real bundled models (tiny.en, base), fully offline."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import ctranslate2
+import numpy as np
+import pytest
+from faster_whisper import WhisperModel
+
+from tests.speech_truth import DATA, SPEECH, truth, wer
+from transcriber.pipeline.audio import load_audio
+from transcriber.pipeline.transcribe import clock, load_model, resolve_model, transcribe
+from transcriber.pipeline.types import Cancelled, PipelineError, Transcript
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+Calls = list[tuple[float, str]]
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def tiny(models_dir: Path) -> WhisperModel:
+    return load_model("tiny.en", "cpu", models_dir)
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return load_audio(SPEECH)
+
+
+@pytest.fixture(scope="module")
+def transcribed(tiny: WhisperModel, speech: np.ndarray) -> tuple[Transcript, Calls]:
+    calls: Calls = []
+    result = transcribe(tiny, speech, {"language": None}, lambda p, d: calls.append((p, d)), "t")
+    return result, calls
+
+
+@pytest.mark.slow
+def test_tiny_en_transcribes_the_speech(transcribed: tuple[Transcript, Calls]) -> None:
+    result, _ = transcribed
+    text = " ".join(s.text for s in result.segments)
+    error = wer(text, " ".join(w.word for w in truth()))
+    print(f"tiny.en WER {error:.1%}: {text}")
+    assert error <= 0.3
+    assert "lazy dog" in text and "tomorrow morning at the old library" in text
+    assert result.language == "en"
+    assert result.model == "t"
+    assert result.duration == pytest.approx(22.77, abs=0.01)
+
+
+@pytest.mark.slow
+def test_segments_are_ordered_without_words(transcribed: tuple[Transcript, Calls]) -> None:
+    result, _ = transcribed
+    assert [s.id for s in result.segments] == list(range(len(result.segments)))
+    for segment in result.segments:
+        assert 0 <= segment.start < segment.end <= result.duration
+        assert segment.text == segment.text.strip() != ""
+        assert segment.words == []
+    ends = [s.end for s in result.segments]
+    assert ends == sorted(ends)
+
+
+@pytest.mark.slow
+def test_progress_follows_segments_to_100(transcribed: tuple[Transcript, Calls]) -> None:
+    result, calls = transcribed
+    values = [p for p, _ in calls]
+    assert values == sorted(values)
+    assert values[0] == 0 and values[-1] == 100
+    assert values[-2] > 90  # the last segment ends near the end of the audio
+    details = [d for _, d in calls[1:-1]]
+    assert len(details) == len(result.segments)
+    assert all(re.fullmatch(r"Segment \d+ - 0:\d\d of 0:22", d) for d in details), details
+
+
+@pytest.mark.slow
+def test_cancel_from_progress_stops_transcription(tiny: WhisperModel, speech: np.ndarray) -> None:
+    seen: list[float] = []
+
+    def progress(percent: float, _detail: str) -> None:
+        seen.append(percent)
+        if percent > 0:
+            raise Cancelled("transcribing")
+
+    with pytest.raises(Cancelled):
+        transcribe(tiny, speech, {}, progress, "tiny.en")
+    assert len(seen) == 2  # the language line, then the first segment: no more decoding
+
+
+@pytest.mark.slow
+def test_english_only_model_refuses_another_language(
+    tiny: WhisperModel, speech: np.ndarray
+) -> None:
+    with pytest.raises(PipelineError) as caught:
+        transcribe(tiny, speech[:16000], {"language": "de"}, lambda p, d: None, "tiny.en")
+    assert caught.value.code == "BAD_REQUEST"
+
+
+@pytest.mark.slow
+def test_base_is_joined_offline_and_detects_the_language(models_dir: Path) -> None:
+    model = load_model("base", "cpu", models_dir)
+    german = load_audio(DATA / "speech_de.wav")
+    result = transcribe(model, german, {"language": None}, lambda p, d: None, "base")
+    text = " ".join(s.text for s in result.segments)
+    print(f"base on German: {result.language}: {text}")
+    assert result.language == "de"
+    assert "Morgen" in text
+
+
+def test_base_is_joined_once_and_repaired(tmp_path: Path) -> None:
+    folder = Path(resolve_model("base", tmp_path))
+    assert folder == tmp_path / "whisper-base"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json",
+        "model.bin",
+        "tokenizer.json",
+        "vocabulary.txt",
+    ]
+    size = (folder / "model.bin").stat().st_size
+    assert size > 140_000_000
+    assert [p.name for p in tmp_path.iterdir()] == ["whisper-base"]  # no temporary left over
+    stamp = (folder / "model.bin").stat().st_mtime_ns
+    begin = time.monotonic()
+    assert resolve_model("base", tmp_path) == str(folder)
+    assert time.monotonic() - begin < 0.1
+    assert (folder / "model.bin").stat().st_mtime_ns == stamp
+    with (folder / "model.bin").open("r+b") as f:
+        f.truncate(1000)  # as a crash or a full disk might leave it
+    assert resolve_model("base", tmp_path) == str(folder)
+    assert (folder / "model.bin").stat().st_size == size
+
+
+def test_tiny_en_and_folders_resolve_to_themselves(tmp_path: Path) -> None:
+    tiny = Path(resolve_model("tiny.en", tmp_path))
+    assert (tiny / "model.bin").is_file() and tiny.name == "model"
+    assert resolve_model(str(tiny), tmp_path) == str(tiny)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["no-such-model", "someone/faster-whisper-nothing", "small"])
+def test_missing_model_is_unavailable_fast(name: str, tmp_path: Path) -> None:
+    begin = time.monotonic()
+    with pytest.raises(PipelineError) as caught:
+        load_model(name, "cpu", tmp_path)
+    assert time.monotonic() - begin < 5
+    error = caught.value
+    assert error.code == "MODEL_UNAVAILABLE"
+    assert name in error.message and "tiny.en" in error.message
+    assert error.detail
+
+
+@pytest.mark.skipif(ctranslate2.get_cuda_device_count() > 0, reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError) as caught:
+        load_model("tiny.en", "cuda", tmp_path)
+    assert caught.value.code == "MODEL_UNAVAILABLE"
+    assert "cuda" in caught.value.message
+
+
+def test_folder_without_a_model_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError) as caught:
+        resolve_model(str(tmp_path), tmp_path)
+    assert caught.value.code == "MODEL_UNAVAILABLE"
+    assert "model.bin" in caught.value.message
+
+
+def test_clock() -> None:
+    assert [clock(s) for s in (0, 9.9, 250, 720, 3723)] == [
+        "0:00",
+        "0:09",
+        "4:10",
+        "12:00",
+        "1:02:03",
+    ]
