@@ -57,6 +57,8 @@ async def test_hello_subscribe_and_follow_to_complete(client: Any, wav_bytes: by
         assert stage in stages
     progress = [s["progress"] for s in snaps]
     assert progress == sorted(progress) and progress[-1] == 100
+    # The detected language shows as soon as transcription has ended.
+    assert {s["language"] for s in snaps if s["stage"] in ("aligning", "diarizing")} == {"en"}
 
 
 async def test_many_clients_one_task_and_one_client_many_tasks(

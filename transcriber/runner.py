@@ -283,11 +283,13 @@ class Runner:
         if not live or task is None or task.attempt != attempt or not task.stage.running:
             return
         if kind == "stage_done":
-            stage, seconds = message[3], message[4]
+            stage, seconds, language = message[3], message[4], message[5]
+            # The detected language is known once transcription ends: show it from then on.
             await self.tasks.update(
                 task_id,
                 done_stages=sorted(set(task.done_stages) | {stage}),
                 timings=task.timings | {stage: seconds},
+                language=language or task.language,
             )
         elif kind == "progress":
             await self._progress(task_id, Stage(message[3]), message[4], message[5])

@@ -87,8 +87,14 @@ class Reporter:
             # A phase note ("Loading model"): keeps the percent, obeys the rate limit.
             if now - self._last_time >= self.min_interval:
                 self._last_time = now
-                msg = ("progress", self.job.task_id, self.job.attempt, self.stage,
-                       self._last_pct, detail)
+                msg = (
+                    "progress",
+                    self.job.task_id,
+                    self.job.attempt,
+                    self.stage,
+                    self._last_pct,
+                    detail,
+                )
                 send(msg)
             return
         pct = max(0, min(100, int(stage_progress)))
@@ -128,10 +134,12 @@ def run_job(job: Job) -> JobResult:
             reporter = Reporter(job)
             reporter.start_stage(stage, ctx.starting(stage))
             begin = time.monotonic()
-            write_json(out, _run_stage(stage, job, ctx, reporter))
+            output = _run_stage(stage, job, ctx, reporter)
+            write_json(out, output)
             result.timings[stage] = round(time.monotonic() - begin, 3)
             result.done_stages.append(stage)
-            send(("stage_done", job.task_id, job.attempt, stage, result.timings[stage]))
+            language = output.get("language")
+            send(("stage_done", job.task_id, job.attempt, stage, result.timings[stage], language))
         result.language = _final(job).get("language")
         return result
     finally:
