@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +80,21 @@ class ServerProcess:
             return self.proc.wait(timeout)
         finally:
             if sig != signal.SIGKILL:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+
+
+def running_plumbing_server(
+    folder: Path, *args: str, stage_seconds: float = 0.5
+) -> Iterator[ServerProcess]:
+    """A module fixture's body: a plumbing-pipeline server for the tests of one module."""
+    server = ServerProcess(
+        folder / "data",
+        "--pipeline",
+        "plumbing",
+        *args,
+        env={"TRANSCRIBER_PLUMBING_STAGE_SECONDS": str(stage_seconds)},
+    )
+    server.start()
+    yield server
+    server.stop()

@@ -11,20 +11,12 @@ import pytest
 import srt
 
 from .conftest import tone_wav
-from .serverproc import ServerProcess, free_port
+from .serverproc import ServerProcess, free_port, running_plumbing_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(
-        tmp_path_factory.mktemp("cli") / "data",
-        "--pipeline",
-        "plumbing",
-        env={"TRANSCRIBER_PLUMBING_STAGE_SECONDS": "0.5"},
-    )
-    proc.start()
-    yield proc
-    proc.stop()
+    yield from running_plumbing_server(tmp_path_factory.mktemp("cli"))
 
 
 def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from transcriber.openapi import PATHS
 from transcriber.server import create_app
 
 from .conftest import plumbing_config
-from .serverproc import ServerProcess
+from .serverproc import ServerProcess, running_plumbing_server
 
 UNDOCUMENTED = {"/", "/api/ws", "/api/openapi.json"}
 
@@ -36,16 +36,8 @@ def test_every_route_is_documented(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(
-        tmp_path_factory.mktemp("openapi") / "data",
-        "--pipeline",
-        "plumbing",
-        "--max-upload-bytes",
-        "200000",
-    )
-    server.start()
-    yield server
-    server.stop()
+    folder = tmp_path_factory.mktemp("openapi")
+    yield from running_plumbing_server(folder, "--max-upload-bytes", "200000", stage_seconds=0.3)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from .progress import Bars
+from .bars import Bars
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 1, 3, 4
 TERMINAL = ("complete", "failed", "cancelled")
