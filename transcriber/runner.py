@@ -20,6 +20,7 @@ from .config import Config
 from .errors import CODES
 from .models import Stage, pipeline_stages, stage_weights
 from .pipeline.types import Cancelled, PipelineError
+from .recovery import recover
 from .tasks import Tasks
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Runner:
         for index in range(self.config.workers):
             self._executors.append(self._new_executor())
             self._background.append(asyncio.create_task(self._slot(index)))
-        await self._recover()
+        await recover(self.tasks, self.enqueue, self.config.max_attempts)
 
     async def stop(self) -> None:
         for task in self._background:
@@ -309,33 +310,6 @@ class Runner:
         await self.tasks.update(
             task_id, stage=stage, stage_progress=pct, progress=overall, detail=detail
         )
-
-    # -- restart ---------------------------------------------------------------------------
-
-    async def _recover(self) -> None:
-        for task in await self.tasks.store.unfinished():
-            self.tasks.prime([task])
-            if task.stage == Stage.UPLOADING:
-                self.tasks.audio_path(task).unlink(missing_ok=True)
-                await self.tasks.fail(
-                    task.id,
-                    "UPLOAD_INCOMPLETE",
-                    CODES["UPLOAD_INCOMPLETE"][1],
-                    "the server restarted while the file was being uploaded",
-                )
-            elif task.stage == Stage.QUEUED:
-                await self.enqueue(task.id)
-            elif task.interruptions + 1 >= self.config.max_attempts:
-                await self.tasks.update(task.id, interruptions=task.interruptions + 1)
-                await self.tasks.fail(
-                    task.id,
-                    "INTERRUPTED",
-                    CODES["INTERRUPTED"][1],
-                    f"interrupted by {task.interruptions + 1} restarts",
-                )
-            else:
-                await self.tasks.update(task.id, interruptions=task.interruptions + 1)
-                await self.enqueue(task.id)
 
 
 def _terminate(executor: ProcessPoolExecutor) -> None:
