@@ -221,6 +221,16 @@ async def test_errors_have_one_shape(client: Any) -> None:
     await assert_error(no_file, 400, "BAD_REQUEST")
 
 
+async def test_page_is_served_and_revalidated(client: Any) -> None:
+    page = await client.get("/")
+    assert page.status == 200 and "<title>" in await page.text()
+    assert page.headers["Cache-Control"] == "no-cache"
+    script = await client.get("/static/app.js")
+    assert script.status == 200 and script.headers["Cache-Control"] == "no-cache"
+    api = await client.get("/api/health")
+    assert "Cache-Control" not in api.headers
+
+
 async def test_health(client: Any) -> None:
     body = await (await client.get("/api/health")).json()
     assert body["status"] == "ok"

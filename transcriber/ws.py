@@ -87,7 +87,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     outbox = Outbox()
     outbox.push({"type": "hello", "protocol": PROTOCOL, "heartbeat_s": config.heartbeat})
     subscriptions: set[str] = set()
-    sender = asyncio.create_task(_send(ws, outbox))
+    sender = asyncio.create_task(_send(ws, outbox, hub))
     beat = asyncio.create_task(_heartbeat(outbox, config.heartbeat))
     try:
         async for msg in ws:
@@ -108,14 +108,23 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _send(ws: web.WebSocketResponse, outbox: Outbox) -> None:
+async def _send(ws: web.WebSocketResponse, outbox: Outbox, hub: Hub) -> None:
     while not ws.closed:
         await outbox.ready.wait()
         if outbox.overflow:
             await ws.close(code=1008, message=b"too far behind")
             return
         for message in outbox.take():
-            await ws.send_str(json.dumps(message))
+            await ws.send_str(_encode(message, hub))
+
+
+def _encode(message: dict[str, Any], hub: Hub) -> str:
+    task = message.get("task")
+    if task is None:
+        return json.dumps(message)
+    # One snapshot goes to every subscriber of the task: its JSON is made once, in the hub
+    # (the same text json.dumps gives for the whole message).
+    return '{"type": "task", "task": ' + hub.text(task) + "}"
 
 
 async def _heartbeat(outbox: Outbox, interval: float) -> None:
@@ -124,8 +133,13 @@ async def _heartbeat(outbox: Outbox, interval: float) -> None:
         outbox.push({"type": "heartbeat", "ts": time.time()})
 
 
-def _error(outbox: Outbox, code: str, detail: str, message: str | None = None) -> None:
-    outbox.push({"type": "error", "error": error_body(code, message, detail)})
+def _error(
+    outbox: Outbox, code: str, detail: str, message: str | None = None, task_id: Any = None
+) -> None:
+    body = error_body(code, message, detail)
+    if isinstance(task_id, str):
+        body["task_id"] = task_id  # which subscription failed, for clients watching many
+    outbox.push({"type": "error", "error": body})
 
 
 async def _handle(request: web.Request, outbox: Outbox, subscriptions: set[str], data: str) -> None:
@@ -152,11 +166,13 @@ async def _subscription(
     hub: Hub = request.app[HUB]
     task_id = message.get("task_id")
     if not isinstance(task_id, str) or not TASK_ID.match(task_id):
-        _error(outbox, "BAD_MESSAGE", f"task_id must be a task id, not {task_id!r}")
+        _error(
+            outbox, "BAD_MESSAGE", f"task_id must be a task id, not {task_id!r}", task_id=task_id
+        )
         return
     last_seq = message.get("last_seq")
     if last_seq is not None and (not isinstance(last_seq, int) or isinstance(last_seq, bool)):
-        _error(outbox, "BAD_MESSAGE", "last_seq must be a whole number")
+        _error(outbox, "BAD_MESSAGE", "last_seq must be a whole number", task_id=task_id)
         return
     if message["type"] == "unsubscribe":
         subscriptions.discard(task_id)
@@ -165,7 +181,7 @@ async def _subscription(
     task = await request.app[TASKS].get(task_id)
     snapshot = hub.latest(task_id)
     if task is None or snapshot is None:
-        _error(outbox, "UNKNOWN_TASK", f"task {task_id!r}")
+        _error(outbox, "UNKNOWN_TASK", f"task {task_id!r}", task_id=task_id)
         return
     if task_id not in subscriptions and len(subscriptions) >= MAX_SUBSCRIPTIONS:
         _error(outbox, "BAD_MESSAGE", f"at most {MAX_SUBSCRIPTIONS} subscriptions per socket")

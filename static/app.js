@@ -1,0 +1,144 @@
+// Entry point: wires the settings, the API client, the connection manager and the views.
+// Tests read window.__transcriber (attempts, stage log, settings); see settings.js for the
+// URL parameters that shorten the reconnect schedule.
+
+import { Api } from "./api.js";
+import { Connection } from "./connection.js";
+import { TERMINAL, errorBlock, h } from "./dom.js";
+import { ResultView } from "./result.js";
+import { readSettings } from "./settings.js";
+import { TaskList } from "./tasks.js";
+import { UploadForm } from "./upload.js";
+
+const STATE_TEXT = {
+  connecting: "Connecting",
+  connected: "Connected",
+  disconnected: "Disconnected",
+};
+const MODE_TEXT = { live: "Live", polling: "Polling" };
+
+const $ = (id) => document.getElementById(id);
+
+const settings = readSettings();
+const api = new Api(settings.token);
+const announcer = $("announcer");
+const result = new ResultView($("result"), api);
+
+function announce(text) {
+  // A fresh node, so the same words twice in a row are announced twice.
+  announcer.replaceChildren(h("p", {}, text));
+}
+
+function hashTask() {
+  const match = /^#task=([0-9a-f]+)$/.exec(window.location.hash);
+  return match ? match[1] : null;
+}
+
+function select(id, { focus = false } = {}) {
+  tasks.select(id);
+  const snap = tasks.snapshot(id);
+  if (!snap) return;
+  const url = `${window.location.pathname}${window.location.search}#task=${id}`;
+  if (window.location.hash !== `#task=${id}`) window.history.replaceState(null, "", url);
+  result.show(snap);
+  if (focus) $("result").focus({ preventScroll: false });
+}
+
+function updated(snap) {
+  if (TERMINAL.has(snap.stage)) connection.unwatch(snap.id);
+  else connection.watch(snap.id);
+  if (snap.id === tasks.selected) result.show(snap);
+}
+
+const tasks = new TaskList({
+  list: $("task-list"),
+  empty: $("no-tasks"),
+  api,
+  announce,
+  onSelect: (id) => select(id, { focus: true }),
+  onUpdate: updated,
+  onRemove: (id) => {
+    connection.unwatch(id);
+    if (tasks.selected === id) {
+      tasks.selected = null;
+      result.blank();
+    }
+  },
+});
+
+const POLLING_NOTES = {
+  true:
+    "Live updates are not reaching this page, so it asks the server for changes over plain HTTP " +
+    "and keeps trying to reconnect in the background.",
+  false:
+    "The server is not answering. The page keeps trying and catches up when it is back; " +
+    "what you see may be out of date.",
+};
+
+function showConnection(state, mode, reachable = true) {
+  const stateNode = $("conn-state");
+  stateNode.textContent = STATE_TEXT[state];
+  stateNode.dataset.state = state;
+  const modeNode = $("conn-mode");
+  modeNode.textContent = MODE_TEXT[mode];
+  modeNode.dataset.mode = mode;
+  $("reconnect").hidden = state !== "disconnected";
+  $("polling-note").hidden = mode !== "polling";
+  $("polling-note").textContent = POLLING_NOTES[reachable];
+}
+
+const connection = new Connection({
+  api,
+  settings,
+  getSeq: (id) => tasks.seq(id),
+  onSnapshot: (snap) => tasks.apply(snap),
+  onChange: showConnection,
+  onGone: (id) => tasks.remove(id),
+});
+
+async function loadTasks() {
+  const slot = $("tasks-error");
+  slot.replaceChildren();
+  try {
+    const page = await api.get("/api/tasks?limit=100");
+    for (const snap of page.tasks) tasks.apply(snap);
+    const wanted = hashTask();
+    if (wanted && !tasks.snapshot(wanted)) tasks.apply(await api.get(`/api/tasks/${wanted}`));
+    if (wanted) select(wanted);
+  } catch (exc) {
+    slot.append(
+      errorBlock(exc, { role: "alert" }),
+      h("button", { type: "button", onclick: loadTasks }, "Load the list again"),
+    );
+  }
+}
+
+const upload = new UploadForm({
+  form: $("upload-form"),
+  input: $("files"),
+  drop: $("drop"),
+  errors: $("upload-errors"),
+  api,
+  tasks,
+  onCreated: (id) => select(id),
+});
+
+$("reconnect").addEventListener("click", () => connection.reconnectNow("manual"));
+window.addEventListener("hashchange", () => {
+  const id = hashTask();
+  if (id && id !== tasks.selected) select(id);
+});
+
+window.__transcriber = {
+  settings,
+  attempts: connection.attempts,
+  stages: tasks.stageLog,
+  history: tasks.history,
+  connection,
+  tasks,
+};
+
+showConnection(connection.state, connection.mode);
+upload.start();
+connection.start();
+loadTasks();

@@ -1,0 +1,295 @@
+// The client connection manager (docs: DESIGN "Client connection manager", protocol.md).
+//
+// One WebSocket to /api/ws carries every watched task. When it is lost the page reconnects at
+// once, then after the waits in settings.backoff (0, 1, 2, 4, 8 s, up to 10% jitter); after the
+// last failed attempt it shows Disconnected, long-polls each watched task over HTTP, and tries the
+// WebSocket again every settings.backgroundRetry seconds (and as soon as polling sees the server
+// answer again after failures), going back to Live when one delivers `hello`.
+
+const CONNECT_TIMEOUT_MS = 10_000;
+const PROBE_TIMEOUT_MS = 5_000;
+const MAX_LONG_POLLS = 3; // browsers allow 6 connections per host; keep some for everything else
+const SHORT_POLL_MS = 5_000;
+// "Reconnect immediately" still waits until this long after the previous attempt began, so a
+// server or proxy that accepts and then drops every socket is not hammered in a tight loop.
+const MIN_ATTEMPT_GAP_S = 1;
+
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+export class Connection {
+  constructor({ api, settings, getSeq, onSnapshot, onChange, onGone }) {
+    this.api = api;
+    this.settings = settings;
+    this.getSeq = getSeq;
+    this.onSnapshot = onSnapshot;
+    this.onChange = onChange;
+    this.onGone = onGone;
+    this.state = "connecting";
+    this.mode = "live";
+    this.watched = new Set();
+    // Read by tests: {at, ended: seconds since page load, kind, outcome} per attempt.
+    this.attempts = [];
+    this.ws = null;
+    this.attempt = null;
+    this.live = false; // the current socket has delivered hello
+    this.failures = 0;
+    this.heartbeat = 30;
+    this.timers = { retry: null, background: null, open: null, dead: null, probe: null };
+    this.pollers = new Map();
+    this.longPolls = 0;
+    this.pollFailing = false;
+  }
+
+  start() {
+    window.addEventListener("online", () => this.reconnectNow("online"));
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") this.reconnectNow("visible");
+    });
+    this.setState("connecting");
+    this.connect("initial");
+  }
+
+  // -- watched tasks ---------------------------------------------------------------------------
+
+  watch(id) {
+    if (this.watched.has(id)) return;
+    this.watched.add(id);
+    if (this.live) this.subscribe(id);
+    else if (this.mode === "polling") this.startPoller(id);
+  }
+
+  unwatch(id) {
+    if (!this.watched.delete(id)) return;
+    if (this.live) this.send({ type: "unsubscribe", task_id: id });
+    this.pollers.get(id)?.abort();
+    this.pollers.delete(id);
+  }
+
+  subscribe(id) {
+    const seq = this.getSeq(id);
+    const message = { type: "subscribe", task_id: id };
+    if (seq) message.last_seq = seq;
+    this.send(message);
+  }
+
+  send(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  // -- the socket ------------------------------------------------------------------------------
+
+  // Reconnect at once (Reconnect button, `online`, a tab that became visible).
+  reconnectNow(kind) {
+    if (this.ws) {
+      if (this.live) this.probe();
+      return;
+    }
+    this.clearTimer("retry");
+    this.clearTimer("background");
+    this.setState("connecting");
+    this.connect(kind);
+  }
+
+  connect(kind) {
+    if (this.ws) return;
+    this.clearTimer("retry");
+    this.attempt = { at: performance.now() / 1000, kind, outcome: "pending" };
+    this.attempts.push(this.attempt);
+    const ws = new WebSocket(this.api.wsUrl("/api/ws"));
+    this.ws = ws;
+    this.live = false;
+    this.timers.open = setTimeout(() => this.drop(ws, "timeout"), CONNECT_TIMEOUT_MS);
+    ws.onopen = () => {
+      this.clearTimer("open");
+      this.armDeadTimer();
+    };
+    ws.onmessage = (event) => this.message(ws, event);
+    ws.onclose = () => this.drop(ws, "closed");
+  }
+
+  message(ws, event) {
+    if (ws !== this.ws) return;
+    this.armDeadTimer();
+    this.clearTimer("probe");
+    let msg;
+    try {
+      msg = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (msg.type === "hello") this.hello(msg);
+    else if (msg.type === "task" && msg.task) this.onSnapshot(msg.task);
+  }
+
+  hello(msg) {
+    this.live = true;
+    this.attempt.outcome = "hello";
+    this.failures = 0;
+    if (typeof msg.heartbeat_s === "number" && msg.heartbeat_s > 0) {
+      this.heartbeat = msg.heartbeat_s;
+    }
+    this.armDeadTimer();
+    this.clearTimer("background");
+    this.stopPolling();
+    this.setState("connected");
+    this.setMode("live");
+    for (const id of this.watched) this.subscribe(id);
+  }
+
+  // Dead when nothing arrives for two heartbeats and 5 s.
+  armDeadTimer() {
+    this.clearTimer("dead");
+    const ws = this.ws;
+    this.timers.dead = setTimeout(() => this.drop(ws, "dead"), (2 * this.heartbeat + 5) * 1000);
+  }
+
+  // After sleep or a network change the socket may be dead without knowing it: ask.
+  probe() {
+    if (this.timers.probe) return;
+    const ws = this.ws;
+    this.send({ type: "ping" });
+    this.timers.probe = setTimeout(() => this.drop(ws, "no pong"), PROBE_TIMEOUT_MS);
+  }
+
+  drop(ws, reason) {
+    if (ws !== this.ws) return;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close();
+    for (const name of ["open", "dead", "probe"]) this.clearTimer(name);
+    this.ws = null;
+    const wasLive = this.live;
+    this.live = false;
+    this.attempt.outcome = wasLive ? `lost (${reason})` : `failed (${reason})`;
+    this.attempt.ended = performance.now() / 1000;
+    if (wasLive) {
+      this.failures = 0;
+      this.scheduleRetry();
+      return;
+    }
+    this.failures += 1;
+    if (this.mode === "polling") {
+      this.setState("disconnected");
+      this.scheduleBackground();
+    } else {
+      this.scheduleRetry();
+    }
+  }
+
+  scheduleRetry() {
+    const { backoff, jitter } = this.settings;
+    if (this.failures >= backoff.length) {
+      this.fallBack();
+      return;
+    }
+    this.setState("connecting");
+    let delay = backoff[this.failures] * 1000 * (1 + Math.random() * jitter);
+    const sinceLast = performance.now() - this.attempt.at * 1000;
+    if (this.failures === 0) delay = Math.max(delay, MIN_ATTEMPT_GAP_S * 1000 - sinceLast);
+    this.timers.retry = setTimeout(() => {
+      this.timers.retry = null;
+      this.connect("reconnect");
+    }, delay);
+  }
+
+  fallBack() {
+    this.setState("disconnected");
+    this.setMode("polling");
+    for (const id of this.watched) this.startPoller(id);
+    this.scheduleBackground();
+  }
+
+  scheduleBackground() {
+    this.clearTimer("background");
+    this.timers.background = setTimeout(() => {
+      this.timers.background = null;
+      this.connect("background");
+    }, this.settings.backgroundRetry * 1000);
+  }
+
+  clearTimer(name) {
+    clearTimeout(this.timers[name]);
+    this.timers[name] = null;
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.onChange(this.state, this.mode, !this.pollFailing);
+  }
+
+  setMode(mode) {
+    if (this.mode === mode) return;
+    this.mode = mode;
+    if (mode === "live") this.pollFailing = false;
+    this.onChange(this.state, this.mode, !this.pollFailing);
+  }
+
+  // -- polling ---------------------------------------------------------------------------------
+
+  startPoller(id) {
+    if (this.pollers.has(id)) return;
+    const controller = new AbortController();
+    this.pollers.set(id, controller);
+    this.poll(id, controller.signal).finally(() => {
+      if (this.pollers.get(id) === controller) this.pollers.delete(id);
+    });
+  }
+
+  stopPolling() {
+    for (const controller of this.pollers.values()) controller.abort();
+    this.pollers.clear();
+  }
+
+  async poll(id, signal) {
+    let pause = 1000;
+    while (!signal.aborted) {
+      const long = this.longPolls < MAX_LONG_POLLS;
+      if (long) this.longPolls += 1;
+      const wait = long ? this.settings.pollWait : 0;
+      const since = this.getSeq(id) || 0;
+      let snapshot = null;
+      let error = null;
+      try {
+        snapshot = await this.api.get(`/api/tasks/${id}?wait=${wait}&since=${since}`, { signal });
+      } catch (exc) {
+        error = exc;
+      }
+      if (long) this.longPolls -= 1;
+      if (signal.aborted) return;
+      if (error && error.status === 404) {
+        this.unwatch(id);
+        this.onGone(id);
+        return;
+      }
+      this.reachable(!error);
+      if (error) {
+        await sleep(pause, signal);
+        pause = Math.min(pause * 2, 10_000);
+        continue;
+      }
+      pause = 1000;
+      this.onSnapshot(snapshot);
+      if (!long) await sleep(SHORT_POLL_MS, signal);
+    }
+  }
+
+  // Polling that works again after failures means the server is back: try the socket now.
+  reachable(ok) {
+    if (ok === !this.pollFailing) return;
+    this.pollFailing = !ok;
+    this.onChange(this.state, this.mode, ok);
+    if (!ok) return;
+    if (this.mode === "polling" && !this.ws) {
+      this.clearTimer("background");
+      this.connect("background");
+    }
+  }
+}

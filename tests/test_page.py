@@ -1,0 +1,484 @@
+"""The web page in a real Chromium against the real server process: upload to Complete, a server
+that goes away and comes back, a proxy that refuses WebSockets, and an error with its detail.
+
+Elements are found by role and name, as a person with a screen reader would find them.
+Screenshots of each state go to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from .conftest import tone_wav
+from .serverproc import ROOT, ServerProcess, free_port
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("TRANSCRIBER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = ROOT / "docs" / "screenshots"
+WORK_STAGES = ["Queued", "Transcribing", "Aligning", "Diarizing", "Complete"]
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # A missing browser is a failure, never a skip: these tests are the page's only check.
+    assert Path(CHROMIUM).exists(), (
+        f"Chromium is required for the page tests; {CHROMIUM} is missing"
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 760})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    servers: list[ServerProcess] = []
+
+    def start(*args: str, port: int | None = None, stage_seconds: float = 1.0) -> ServerProcess:
+        env = {"TRANSCRIBER_PLUMBING_STAGE_SECONDS": str(stage_seconds)}
+        server = ServerProcess(
+            tmp_path / "data", "--pipeline", "plumbing", *args, port=port, env=env
+        )
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        if server.proc is not None and server.proc.poll() is None:
+            server.stop()
+
+
+@pytest.fixture
+def wav_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tone.wav"
+    path.write_bytes(tone_wav(seconds=10))
+    return path
+
+
+def shot(page: Page, name: str, full_page: bool = False) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / name, full_page=full_page)
+
+
+def connection(page: Page) -> Locator:
+    return page.get_by_role("status", name="Connection")
+
+
+def mode(page: Page) -> Locator:
+    return page.get_by_role("status", name="Mode")
+
+
+def task_card(page: Page, filename: str) -> Locator:
+    return page.get_by_role("listitem", name=filename)
+
+
+def task_id(card: Locator) -> str:
+    value = card.get_attribute("data-id")
+    assert value
+    return value
+
+
+def upload(page: Page, *files: Path) -> None:
+    page.get_by_label("Choose audio files").set_input_files([str(f) for f in files])
+
+
+def page_state(page: Page, name: str, key: str) -> Any:
+    return page.evaluate("([name, key]) => window.__transcriber[name][key]", [name, key])
+
+
+LISTEN = """() => {
+  const region = document.getElementById("announcer");
+  window.heard = [];
+  new MutationObserver(() => window.heard.push(region.textContent)).observe(
+    region, { childList: true, subtree: true, characterData: true });
+}"""
+
+
+def listen(page: Page) -> None:
+    """Record what the page's aria-live region says from now on (in window.heard)."""
+    page.evaluate(LISTEN)
+
+
+def heard(page: Page) -> list[str]:
+    result: list[str] = page.evaluate("window.heard")
+    return result
+
+
+def attempts(page: Page) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = page.evaluate("window.__transcriber.attempts")
+    return result
+
+
+def api_get(url: str, token: str | None = None) -> Any:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+# -- 1. upload to Complete ------------------------------------------------------------------------
+
+
+def test_upload_to_complete(page: Page, start_server: StartServer, wav_file: Path) -> None:
+    token = "page-test-token"
+    server = start_server("--token", token)
+    page.goto(f"{server.url}/?token={token}")
+    expect(connection(page)).to_have_text("Connected")
+    expect(mode(page)).to_have_text("Live")
+    expect(page.get_by_role("button", name="Reconnect")).to_be_hidden()
+
+    page.get_by_label("Language").select_option(label="English")
+    page.get_by_label("At most").fill("3")
+    # Slow the upload down so the Uploading percentage can be seen moving.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    throttle = {"offline": False, "latency": 0, "downloadThroughput": -1}
+    cdp.send("Network.emulateNetworkConditions", {**throttle, "uploadThroughput": 80_000})
+    listen(page)
+    upload(page, wav_file)
+
+    card = task_card(page, "tone.wav")
+    expect(card.get_by_text("Uploading", exact=True)).to_be_visible()
+    page.wait_for_function(
+        """() => {
+          const bar = document.querySelector('[data-stage="uploading"] [role=progressbar]');
+          const pct = bar && Number(bar.getAttribute('aria-valuenow'));
+          return pct >= 20 && pct < 100;
+        }"""
+    )
+    expect(card).to_contain_text("Uploaded")
+    shot(page, "upload-in-progress.png")
+    cdp.send("Network.emulateNetworkConditions", {**throttle, "uploadThroughput": -1})
+
+    expect(card.get_by_text("Complete", exact=True)).to_be_visible(timeout=30_000)
+    expect(card.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    expect(card).to_contain_text("100%")
+    tid = task_id(card)
+    assert page_state(page, "stages", tid) == ["Uploading", *WORK_STAGES]
+    history = page_state(page, "history", tid)
+    uploading = [pct for stage, pct, _ in history if stage == "Uploading"]
+    assert any(0 < pct < 100 for pct in uploading), history
+    work = [pct for stage, pct, _ in history if stage != "Uploading"]
+    assert work == sorted(work), f"progress went down: {history}"
+    ranges = {"Transcribing": (0, 70), "Aligning": (70, 80), "Diarizing": (80, 100)}
+    for stage, pct, _ in history:
+        if stage in ranges:
+            low, high = ranges[stage]
+            assert low <= pct <= high, (stage, pct)
+    assert any(detail.startswith("Plumbing step") for _, _, detail in history), history
+    assert heard(page) == [f"tone.wav: {stage}" for stage in WORK_STAGES]
+
+    # The options reached the server.
+    snap = api_get(f"{server.url}/api/tasks/{tid}", token)
+    assert snap["options"]["language"] == "en"
+    assert snap["options"]["max_speakers"] == 3
+
+    result = page.get_by_role("region", name="tone.wav")
+    lines = result.get_by_role("list", name="Transcript").get_by_role("listitem")
+    expect(lines).to_have_count(5)
+    expect(lines.nth(0)).to_contain_text("0:00")
+    expect(lines.nth(0)).to_contain_text("Speaker 1")
+    expect(lines.nth(0)).to_contain_text("Plumbing segment 1.")
+    expect(lines.nth(4)).to_contain_text("0:08")
+    timeline = result.get_by_role("group", name="Speaker timeline")
+    expect(timeline.get_by_role("button")).to_have_count(1)
+    expect(timeline.get_by_role("button", name="Speaker 1, 0:00 to 0:10")).to_be_visible()
+
+    audio = result.locator("audio")
+    src = audio.get_attribute("src")
+    assert src == f"/api/tasks/{tid}/audio?token={token}"
+    ranged = page.request.get(server.url + src, headers={"Range": "bytes=0-99"})
+    assert ranged.status == 206 and len(ranged.body()) == 100
+    # From the keyboard: a line's time button plays from there and the line is highlighted.
+    lines.nth(2).get_by_role("button", name="Play from 0:04").focus()
+    page.keyboard.press("Enter")
+    expect(lines.nth(2)).to_have_attribute("aria-current", "true")
+    assert page.evaluate("document.querySelector('audio').currentTime") == pytest.approx(4, abs=1)
+    # With the mouse: a timeline block plays from its start.
+    timeline.get_by_role("button", name="Speaker 1, 0:00 to 0:10").click()
+    expect(lines.nth(0)).to_have_attribute("aria-current", "true")
+    expect(lines.nth(2)).not_to_have_attribute("aria-current", "true")
+    page.evaluate(
+        "(() => { const a = document.querySelector('audio'); a.pause(); a.currentTime = 4.5 })()"
+    )
+    expect(lines.nth(2)).to_have_attribute("aria-current", "true")
+
+    expected = {
+        "JSON": '"segments"',
+        "TXT": "SPEAKER_00: Plumbing segment 1.",
+        "SRT": "00:00:00,000 --> 00:00:02,000",
+        "VTT": "WEBVTT",
+        "TSV": "start\tend\tspeaker\ttext",
+        "RTTM": f"SPEAKER {tid} 1 0.000 10.000",
+    }
+    downloads = result.get_by_role("navigation", name="Download")
+    for name, text in expected.items():
+        href = downloads.get_by_role("link", name=name, exact=True).get_attribute("href")
+        assert href is not None and f"token={token}" in href
+        response = page.request.get(server.url + href)
+        assert response.status == 200, (name, response.text())
+        assert text in response.text(), (name, response.text()[:200])
+    # Without the token the API refuses: the page really sent it.
+    assert page.request.get(f"{server.url}/api/tasks").status == 401
+    shot(page, "complete-with-timeline.png")
+
+    # Past tasks survive a reload; the selected task comes back from the address.
+    page.reload()
+    expect(task_card(page, "tone.wav").get_by_text("Complete", exact=True)).to_be_visible()
+    expect(lines).to_have_count(5)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.get_by_role("region", name="tone.wav").scroll_into_view_if_needed()
+    shot(page, "complete-phone.png")
+
+
+# -- 2. the server goes away and comes back -------------------------------------------------------
+
+
+def test_server_stopped_and_restarted(
+    page: Page, start_server: StartServer, wav_file: Path, tmp_path: Path
+) -> None:
+    server = start_server(stage_seconds=3)
+    page.goto(f"{server.url}/?ws_retry=3")
+    expect(connection(page)).to_have_text("Connected")
+    upload(page, wav_file)
+    card = task_card(page, "tone.wav")
+    expect(card.get_by_text("Transcribing", exact=True)).to_be_visible(timeout=20_000)
+    tid = task_id(card)
+
+    server.stop()
+    expect(connection(page)).to_have_text("Connecting", timeout=5_000)
+    expect(mode(page)).to_have_text("Live")
+    expect(connection(page)).to_have_text("Disconnected", timeout=30_000)
+    expect(mode(page)).to_have_text("Polling")
+    reconnect = page.get_by_role("button", name="Reconnect")
+    expect(reconnect).to_be_visible()
+
+    tried = attempts(page)
+    assert tried[0]["kind"] == "initial" and tried[0]["outcome"].startswith("lost")
+    backoff = [a for a in tried if a["kind"] == "reconnect"]
+    assert len(backoff) == 5, tried
+    assert all(a["outcome"].startswith("failed") for a in backoff), tried
+    assert backoff[0]["at"] - tried[0]["ended"] < 0.5, tried
+    for before, after, wait in zip(backoff[:-1], backoff[1:], [1, 2, 4, 8], strict=True):
+        waited = after["at"] - before["ended"]
+        assert wait * 0.98 <= waited <= wait * 1.1 + 0.5, (wait, waited, tried)
+    expect(page.get_by_text("The server is not answering.")).to_be_visible()
+    shot(page, "disconnected.png")
+
+    # Pressing Reconnect tries at once; with the server still down it stays Disconnected.
+    count = len(attempts(page))
+    reconnect.click()
+    expect(connection(page)).to_have_text("Disconnected")
+    assert any(a["kind"] == "manual" for a in attempts(page)[count:])
+    # The browser's `online` event tries at once too.
+    count = len(attempts(page))
+    page.context.set_offline(True)
+    page.context.set_offline(False)
+    page.wait_for_function(
+        f"window.__transcriber.attempts.slice({count}).some((a) => a.kind === 'online')"
+    )
+    expect(connection(page)).to_have_text("Disconnected")
+
+    start_server(port=server.port, stage_seconds=3)
+    expect(connection(page)).to_have_text("Connected", timeout=20_000)
+    expect(mode(page)).to_have_text("Live")
+    expect(reconnect).to_be_hidden()
+    expect(card.get_by_text("Complete", exact=True)).to_be_visible(timeout=40_000)
+    expect(card).to_contain_text("100%")
+    stages = page_state(page, "stages", tid)
+    assert stages[-1] == "Complete" and "Transcribing" in stages, stages
+    snap = api_get(f"{server.url}/api/tasks/{tid}")
+    assert snap["stage"] == "complete" and snap["attempt"] == 2
+    result = page.get_by_role("region", name="tone.wav")
+    expect(result.get_by_role("list", name="Transcript").get_by_role("listitem")).to_have_count(5)
+
+
+# -- 3. a proxy that refuses WebSockets -----------------------------------------------------------
+
+
+@pytest.fixture
+def proxy(start_server: StartServer, tmp_path: Path) -> Iterator[tuple[str, Callable[[str], None]]]:
+    server = start_server("--heartbeat", "1", stage_seconds=1)
+    port = free_port()
+    log = (tmp_path / "proxy.log").open("wb")
+    command = [sys.executable, str(ROOT / "tests" / "pageproxy.py"), "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--upstream", server.url],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            assert time.monotonic() < deadline, "the proxy did not start"
+            time.sleep(0.05)
+
+    def switch(websocket: str) -> None:
+        request = urllib.request.Request(
+            f"{url}/__proxy__/websocket", data=websocket.encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.read().decode() == websocket
+
+    yield url, switch
+    proc.terminate()
+    try:
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+DROP = """([name, b64]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], name, { type: "audio/wav" }));
+  const zone = document.getElementById("drop");
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    const init = { dataTransfer: data, bubbles: true, cancelable: true };
+    zone.dispatchEvent(new DragEvent(type, init));
+  }
+}"""
+
+
+def test_websocket_refused_falls_back_to_polling(
+    page: Page, proxy: tuple[str, Callable[[str], None]]
+) -> None:
+    url, switch = proxy
+    page.goto(f"{url}/?ws_backoff=0,0.2,0.4,0.8,1.6&ws_retry=2")
+    expect(connection(page)).to_have_text("Connected")
+    expect(mode(page)).to_have_text("Live")
+
+    # A socket that goes silent (heartbeat 1 s here) is dead after 2 x 1 + 5 s: reconnect.
+    switch("freeze")
+    frozen_at = page.evaluate("performance.now() / 1000")
+    page.wait_for_function(
+        "window.__transcriber.attempts.length === 2"
+        " && window.__transcriber.attempts[1].outcome === 'hello'",
+        timeout=15_000,
+    )
+    first, second = attempts(page)
+    assert first["outcome"] == "lost (dead)", first
+    assert 6.5 <= first["ended"] - frozen_at <= 9, (frozen_at, first)
+    assert second["kind"] == "reconnect" and second["at"] - first["ended"] < 0.5
+    expect(connection(page)).to_have_text("Connected")
+
+    # Upgrades refused: five quick attempts, then Disconnected and Polling.
+    switch("403")
+    expect(connection(page)).to_have_text("Disconnected", timeout=15_000)
+    expect(mode(page)).to_have_text("Polling")
+    expect(page.get_by_text("Live updates are not reaching this page")).to_be_visible()
+    backoff = [a for a in attempts(page) if a["kind"] == "reconnect"][1:]
+    assert len(backoff) == 5 and all(a["outcome"].startswith("failed") for a in backoff)
+
+    # A file dropped on the page is followed to Complete over long-polling alone.
+    switch("502")
+    page.evaluate(DROP, ["dropped.wav", base64.b64encode(tone_wav(seconds=10)).decode()])
+    card = task_card(page, "dropped.wav")
+    expect(card.get_by_text("Transcribing", exact=True)).to_be_visible(timeout=20_000)
+    expect(card).to_contain_text("Plumbing step")
+    shot(page, "polling.png")
+    expect(card.get_by_text("Complete", exact=True)).to_be_visible(timeout=30_000)
+    expect(card).to_contain_text("100%")
+    expect(mode(page)).to_have_text("Polling")
+    tid = task_id(card)
+    stages = page_state(page, "stages", tid)
+    assert stages[0] == "Uploading" and stages[-1] == "Complete", stages
+    assert set(stages) <= {"Uploading", *WORK_STAGES}, stages
+    background = [a for a in attempts(page) if a["kind"] == "background"]
+    assert background and all(a["outcome"].startswith("failed") for a in background)
+    result = page.get_by_role("region", name="dropped.wav")
+    expect(result.get_by_role("list", name="Transcript").get_by_role("listitem")).to_have_count(5)
+
+    switch("allow")
+    expect(connection(page)).to_have_text("Connected", timeout=10_000)
+    expect(mode(page)).to_have_text("Live")
+    assert attempts(page)[-1]["kind"] == "background"
+    assert attempts(page)[-1]["outcome"] == "hello"
+
+
+# -- 4. an error, and Cancel / Retry --------------------------------------------------------------
+
+
+def test_error_detail_and_cancel_retry(
+    page: Page, start_server: StartServer, wav_file: Path, tmp_path: Path
+) -> None:
+    server = start_server(stage_seconds=2)
+    page.goto(server.url)
+    expect(connection(page)).to_have_text("Connected")
+
+    notes = tmp_path / "notes.wav"
+    notes.write_text("These are meeting notes, not a recording.\n")
+    listen(page)
+    upload(page, notes, wav_file)  # two files in one pick
+    card = task_card(page, "notes.wav")
+    expect(card.get_by_text("Failed", exact=True)).to_be_visible()
+    message = "This file is not audio or video that the server can read."
+    expect(card.get_by_text(message)).to_be_visible()
+    code = card.get_by_text("UNSUPPORTED_MEDIA", exact=True)
+    expect(code).to_be_hidden()
+    card.get_by_text("Technical details").click()
+    expect(code).to_be_visible()
+    expect(card.get_by_text("InvalidDataError", exact=False)).to_be_visible()
+    expect(card.get_by_text("Uploading", exact=True)).to_be_visible()  # the stage it failed in
+    # Nothing to retry without a whole audio file; the way out is a new upload.
+    expect(card.get_by_role("button", name="Retry")).to_have_count(0)
+    expect(card.get_by_role("button", name="Cancel")).to_have_count(0)
+    assert "notes.wav: Failed" in heard(page)
+    shot(page, "error-expanded.png", full_page=True)
+
+    tone = task_card(page, "tone.wav")
+    expect(tone.get_by_text("Transcribing", exact=True)).to_be_visible(timeout=20_000)
+    tone.get_by_role("button", name="Cancel").click()
+    expect(tone.get_by_text("Cancelled", exact=True)).to_be_visible()
+    expect(tone.get_by_role("button", name="Cancel")).to_be_hidden()
+    tone.get_by_role("button", name="Retry").click()
+    expect(tone.get_by_text("Complete", exact=True)).to_be_visible(timeout=30_000)
+    tid = task_id(tone)
+    stages = page_state(page, "stages", tid)
+    assert stages[stages.index("Cancelled") + 1 :][-1] == "Complete", stages
+    assert "Queued" in stages[stages.index("Cancelled") :], stages
