@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ class Hub:
         self._latest: dict[str, Snapshot] = {}
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
         self._waiters: dict[str, set[asyncio.Future[Snapshot]]] = defaultdict(set)
+        self._text: dict[str, tuple[Snapshot, str]] = {}
 
     def latest(self, task_id: str) -> Snapshot | None:
         return self._latest.get(task_id)
@@ -41,6 +43,18 @@ class Hub:
     def forget(self, task_id: str) -> None:
         """Drop a deleted task; subscribers keep their subscription but get nothing more."""
         self._latest.pop(task_id, None)
+        self._text.pop(task_id, None)
+
+    def text(self, snapshot: Snapshot) -> str:
+        """The snapshot as JSON; the latest one of a task is encoded once, not per subscriber."""
+        task_id = snapshot["id"]
+        cached = self._text.get(task_id)
+        if cached is not None and cached[0] is snapshot:
+            return cached[1]
+        text = json.dumps(snapshot)
+        if self._latest.get(task_id) is snapshot:
+            self._text[task_id] = (snapshot, text)
+        return text
 
     def subscribe(self, task_id: str, sub: Subscriber) -> None:
         self._subscribers[task_id].add(sub)
