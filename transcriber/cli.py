@@ -30,6 +30,12 @@ def _serve_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--max-upload-bytes", type=int, help="upload size cap (4 GiB)")
     p.add_argument("--max-audio-seconds", type=float, help="audio duration cap (6 h)")
     p.add_argument("--allowed-origins", help="comma-separated extra WebSocket origins")
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        default=None,
+        help="log every request (TRANSCRIBER_ACCESS_LOG)",
+    )
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -57,7 +63,13 @@ def serve(args: argparse.Namespace) -> None:
         f"(model {config.model}, pipeline {config.pipeline}, data {config.data_dir})",
         flush=True,
     )
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None)
+    web.run_app(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        print=None,
+        access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

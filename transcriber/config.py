@@ -37,6 +37,8 @@ class Config:
     token: str | None = None
     allowed_origins: tuple[str, ...] = ()
     max_attempts: int = 3
+    # aiohttp's per-request log line costs about a quarter of a small GET: off unless asked.
+    access_log: bool = False
     # Seconds per stage of the plumbing pipeline.
     plumbing_stage_seconds: float = 0.3
 
@@ -83,6 +85,8 @@ def _parse(name: str, raw: str) -> Any:
         return int(raw)
     if name in ("heartbeat", "max_audio_seconds", "plumbing_stage_seconds"):
         return float(raw)
+    if name == "access_log":
+        return raw.lower() in ("1", "true", "yes", "on")
     if name == "allowed_origins":
         return tuple(o.strip() for o in raw.split(",") if o.strip())
     return raw
