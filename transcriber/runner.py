@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -76,8 +77,9 @@ class Runner:
         self._queue.join_thread()
 
     def _new_executor(self) -> ProcessPoolExecutor:
+        threads = max(1, len(os.sched_getaffinity(0)) // self.config.workers)
         return ProcessPoolExecutor(
-            1, mp_context=self._mp, initializer=worker.init, initargs=(self._queue,)
+            1, mp_context=self._mp, initializer=worker.init, initargs=(self._queue, threads)
         )
 
     # -- the queue -------------------------------------------------------------------------

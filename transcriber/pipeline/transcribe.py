@@ -229,6 +229,9 @@ def _decode_options(model: WhisperModel, options: dict[str, Any]) -> dict[str, A
         "language": language,
         "task": task,
         "initial_prompt": options.get("initial_prompt") or None,
+        # Silero VAD (shipped inside faster-whisper) skips silence: without it Whisper
+        # invents text ("You", "Thank you.") over long quiet stretches.
+        "vad_filter": True,
     }
 
 
