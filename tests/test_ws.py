@@ -132,7 +132,7 @@ async def test_bad_messages_get_coded_errors_and_socket_stays(
         assert error["type"] == "error"
         assert error["error"]["code"] == code
         assert fragment in error["error"]["detail"]
-        if code == "UNKNOWN_TASK" or "task_id\": \"" in frame:
+        if code == "UNKNOWN_TASK" or 'task_id": "' in frame:
             # Says which subscription failed, for a client that watches many.
             assert error["error"]["task_id"] == json.loads(frame)["task_id"]
         assert error["error"]["message"]
