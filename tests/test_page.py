@@ -482,3 +482,31 @@ def test_error_detail_and_cancel_retry(
     stages = page_state(page, "stages", tid)
     assert stages[stages.index("Cancelled") + 1 :][-1] == "Complete", stages
     assert "Queued" in stages[stages.index("Cancelled") :], stages
+
+
+@pytest.mark.slow
+def test_real_model_upload_to_complete(page: Page, tmp_path: Path) -> None:
+    """The whole way on the real models: tiny.en, Whisper alignment, pyannote diarization."""
+    server = ServerProcess(tmp_path / "data", "--model", "tiny.en", "--device", "cpu").start()
+    try:
+        page.goto(server.url)
+        expect(connection(page)).to_have_text("Connected")
+        upload(page, ROOT / "tests" / "data" / "voices.wav")
+        card = task_card(page, "voices.wav")
+        expect(card.get_by_text("Complete", exact=True)).to_be_visible(timeout=600_000)
+        tid = task_id(card)
+        assert page_state(page, "stages", tid) == ["Uploading", *WORK_STAGES]
+        history = page_state(page, "history", tid)
+        details = [detail for _, _, detail in history]
+        assert any(d.startswith("Segment ") for d in details), details
+        assert any(d.startswith("Speaker embeddings") for d in details), details
+        result = page.get_by_role("region", name="voices.wav")
+        lines = result.get_by_role("list", name="Transcript").get_by_role("listitem")
+        expect(lines.first).to_contain_text("Good morning, everyone.")
+        expect(lines.first).to_contain_text("Speaker 1")
+        expect(result).to_contain_text("Speaker 3")
+        timeline = result.get_by_role("group", name="Speaker timeline")
+        expect(timeline.locator(".lane-label")).to_have_count(3)
+        shot(page, "complete-real-model.png", full_page=True)
+    finally:
+        server.stop()
