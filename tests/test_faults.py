@@ -183,3 +183,43 @@ async def test_killed_worker_fails_task_and_pool_recovers(
     new_pids = worker_pids(server.proc.pid)
     assert len(new_pids) == 1 and new_pids != [pid]
     server.stop()
+
+
+async def test_cancel_in_every_stage_and_delete_while_running(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    server = ServerProcess(tmp_path / "data", "--pipeline", "plumbing", env=SLOW).start()
+    url = server.url
+    # Uploading: a task made by the two-step upload, cancelled before its bytes come.
+    async with session.post(f"{url}/api/tasks", json={"filename": "later.wav"}) as resp:
+        waiting = (await resp.json())["id"]
+    async with session.post(f"{url}/api/tasks/{waiting}/cancel") as resp:
+        assert (await resp.json())["error"]["stage"] == "uploading"
+    async with session.put(f"{url}/api/tasks/{waiting}/audio", data=tone_wav()) as resp:
+        assert resp.status == 409
+    for stage in ("transcribing", "aligning", "diarizing"):
+        running = await post_file(session, url, f"{stage}.wav")
+        queued = await post_file(session, url, f"queued-{stage}.wav")
+        await wait_stage(session, url, running, {stage})
+        async with session.post(f"{url}/api/tasks/{queued}/cancel") as resp:
+            assert (await resp.json())["error"]["stage"] == "queued"
+        async with session.post(f"{url}/api/tasks/{running}/cancel") as resp:
+            cancelled = await resp.json()
+        assert (cancelled["stage"], cancelled["error"]["code"]) == ("cancelled", "CANCELLED")
+        assert cancelled["error"]["stage"] == stage
+    # The worker stopped at its next step and is free: the next task completes.
+    deleted = await post_file(session, url, "deleted.wav")
+    after = await post_file(session, url, "after.wav")
+    await wait_stage(session, url, deleted, {"transcribing"})
+    async with session.delete(f"{url}/api/tasks/{deleted}") as resp:
+        assert resp.status == 204
+    async with session.get(f"{url}/api/tasks/{deleted}") as resp:
+        assert resp.status == 404
+    assert not (tmp_path / "data" / "tasks" / deleted).exists()
+    done = await wait_stage(session, url, after, {"complete", "failed"})
+    assert (done["stage"], done["attempt"]) == ("complete", 1)
+    for stage in ("transcribing", "aligning", "diarizing"):
+        listing = await (await session.get(f"{url}/api/tasks")).json()
+        by_name = {t["filename"]: t for t in listing["tasks"]}
+        assert by_name[f"{stage}.wav"]["stage"] == "cancelled"  # no late update revived it
+    server.stop()

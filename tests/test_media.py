@@ -1,20 +1,37 @@
-"""Bad files get their exact code and lose nothing; valid oddities are accepted and decode."""
+"""Bad files get their exact code and lose nothing; valid oddities are accepted and decode.
+All against the real server process."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 
-from transcriber.keys import TASKS
 from transcriber.pipeline.audio import SAMPLE_RATE, load_audio, probe
 
-from .conftest import ClientFactory, assert_error, upload, wait_for_stage
+from .conftest import assert_error, upload, wait_for_stage
 from .media import SOURCE, make_bad, make_valid, wav_header
+from .serverproc import ServerProcess, running_plumbing_server
 
 STATUS = {"UNSUPPORTED_MEDIA": 415, "NO_AUDIO_STREAM": 422, "DECODE_FAILED": 422}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The real server process (plumbing pipeline: these tests are about the files)."""
+    yield from running_plumbing_server(
+        tmp_path_factory.mktemp("media"), "--max-audio-seconds", "600", stage_seconds=0.1
+    )
+
+
+@pytest.fixture
+async def client(server: ServerProcess) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=server.url) as session:
+        yield session
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +49,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path,
     ["empty.wav", "random.bin", "notes.wav", "header_only.wav", "image.png", "silent_video.mp4"],
 )
 async def test_bad_file_gets_its_code(
-    client: Any, bad_files: dict[str, tuple[Path, str]], name: str
+    client: Any, server: ServerProcess, bad_files: dict[str, tuple[Path, str]], name: str
 ) -> None:
     path, code = bad_files[name]
     error = await assert_error(
@@ -44,7 +61,7 @@ async def test_bad_file_gets_its_code(
     # The server's own paths never reach the client.
     assert "/tasks/" not in snap["error"]["detail"]
     # Nothing lost: the bytes as sent are kept with the failed task until it is deleted.
-    stored = client.app[TASKS].work_dir(snap["id"])
+    stored = server.data_dir / "tasks" / snap["id"]
     assert [p.read_bytes() for p in stored.iterdir()] == [path.read_bytes()]
 
 
@@ -96,9 +113,11 @@ async def test_header_claiming_4gb_is_read_for_what_it_holds(client: Any) -> Non
     assert (await resp.json())["duration"] == pytest.approx(1.0, abs=0.01)
 
 
-async def test_audio_too_long_is_refused_from_the_container(make_client: ClientFactory) -> None:
-    client = await make_client(max_audio_seconds=10.0)
-    error = await assert_error(await upload(client, SOURCE.read_bytes()), 422, "AUDIO_TOO_LONG")
-    assert "the limit is 10 s" in error["detail"]
+async def test_audio_too_long_is_refused_from_the_container(client: Any) -> None:
+    long = SOURCE.read_bytes()[:44] + bytes(16000 * 2 * 700)  # 700 s of silence, limit 600
+    error = await assert_error(
+        await upload(client, wav_header(len(long) - 44) + long[44:]), 422, "AUDIO_TOO_LONG"
+    )
+    assert "the limit is 600 s" in error["detail"]
     snap = await (await client.get(f"/api/tasks/{error['task_id']}")).json()
     assert (snap["stage"], snap["error"]["code"]) == ("failed", "AUDIO_TOO_LONG")
