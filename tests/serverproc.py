@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,3 +98,44 @@ def running_plumbing_server(
     server.start()
     yield server
     server.stop()
+
+
+Switch = Callable[[str], None]
+
+
+def running_proxy(upstream: str, log_path: Path) -> Iterator[tuple[str, Switch]]:
+    """tests/pageproxy.py in front of `upstream`: (its url, a switch for WebSocket upgrades:
+    "allow", "403", "502" or "freeze")."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, str(ROOT / "tests" / "pageproxy.py"), "--port", str(port)]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*command, "--upstream", upstream], stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the proxy did not start"
+                time.sleep(0.05)
+
+        def switch(websocket: str) -> None:
+            request = urllib.request.Request(
+                f"{url}/__proxy__/websocket", data=websocket.encode(), method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.read().decode() == websocket
+
+        try:
+            yield url, switch
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import srt
 
 from .conftest import tone_wav
-from .serverproc import ServerProcess, free_port, running_plumbing_server
+from .serverproc import ServerProcess, free_port, running_plumbing_server, running_proxy
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +90,15 @@ def test_cancel_and_not_ready(server: ServerProcess, tmp_path: Path) -> None:
     status = cli(server.url, "status", task_id)
     assert status.returncode == 1
     assert "error CANCELLED: The task was cancelled." in status.stdout
+
+
+def test_follow_falls_back_to_polling(server: ServerProcess, tmp_path: Path) -> None:
+    """Behind a proxy that refuses WebSocket upgrades, --follow still sees the task end."""
+    with contextmanager(running_proxy)(server.url, tmp_path / "proxy.log") as (url, switch):
+        switch("403")
+        path = tmp_path / "polled.wav"
+        path.write_bytes(tone_wav(seconds=2.0))
+        done = cli(url, "submit", str(path), "--follow")
+        assert done.returncode == 0, done.stderr
+        assert "WebSocket unavailable, polling" in done.stderr
+        assert "polled.wav: [########################] 100% Complete" in done.stderr

@@ -10,10 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from .conftest import tone_wav
-from .serverproc import ROOT, ServerProcess, free_port
+from .serverproc import ROOT, ServerProcess, Switch, running_proxy
 
 pytestmark = pytest.mark.browser
 
@@ -335,42 +331,9 @@ def test_server_stopped_and_restarted(
 
 
 @pytest.fixture
-def proxy(start_server: StartServer, tmp_path: Path) -> Iterator[tuple[str, Callable[[str], None]]]:
+def proxy(start_server: StartServer, tmp_path: Path) -> Iterator[tuple[str, Switch]]:
     server = start_server("--heartbeat", "1", stage_seconds=1)
-    port = free_port()
-    log = (tmp_path / "proxy.log").open("wb")
-    command = [sys.executable, str(ROOT / "tests" / "pageproxy.py"), "--port", str(port)]
-    proc = subprocess.Popen(
-        [*command, "--upstream", server.url],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            assert time.monotonic() < deadline, "the proxy did not start"
-            time.sleep(0.05)
-
-    def switch(websocket: str) -> None:
-        request = urllib.request.Request(
-            f"{url}/__proxy__/websocket", data=websocket.encode(), method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            assert response.read().decode() == websocket
-
-    yield url, switch
-    proc.terminate()
-    try:
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
+    yield from running_proxy(server.url, tmp_path / "proxy.log")
 
 
 DROP = """([name, b64]) => {
