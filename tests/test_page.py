@@ -292,7 +292,10 @@ def test_server_stopped_and_restarted(
     backoff = [a for a in tried if a["kind"] == "reconnect"]
     assert len(backoff) == 5, tried
     assert all(a["outcome"].startswith("failed") for a in backoff), tried
-    assert backoff[0]["at"] - tried[0]["ended"] < 0.5, tried
+    # "At once", except that the page never starts two attempts within 1 s (no storm against
+    # a proxy that accepts and drops every socket): a socket lost soon after it opened waits.
+    immediate = max(tried[0]["ended"], tried[0]["at"] + 1.0)
+    assert -0.05 <= backoff[0]["at"] - immediate < 0.5, tried
     for before, after, wait in zip(backoff[:-1], backoff[1:], [1, 2, 4, 8], strict=True):
         waited = after["at"] - before["ended"]
         assert wait * 0.98 <= waited <= wait * 1.1 + 0.5, (wait, waited, tried)
