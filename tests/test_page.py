@@ -33,7 +33,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SHOTS = ROOT / "docs" / "screenshots"
+# The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1; otherwise they go to a
+# temporary folder, so a test run leaves the checkout as it was.
+SHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "transcriber-screenshots"
+)
 WORK_STAGES = ["Queued", "Transcribing", "Aligning", "Diarizing", "Complete"]
 
 StartServer = Callable[..., ServerProcess]
