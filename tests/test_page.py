@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
