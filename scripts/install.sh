@@ -23,8 +23,10 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 spec=".[${extra}]"
 [ -n "$extra" ] || spec="."
-stamp=".venv/.installed-$(cat setup.cfg pyproject.toml constraints.txt | sha256sum | cut -c1-16)-${extra:-base}"
-if [ ! -f "$stamp" ]; then
+hash="$(cat setup.cfg pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-${hash}-${extra:-base}"
+# The test install holds everything the server needs: its stamp does for both.
+if [ ! -f "$stamp" ] && [ ! -f ".venv/.installed-${hash}-test" ]; then
     echo "install: pip install -e '$spec' (first time: several minutes, torch is large)"
     .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e "$spec"
     touch "$stamp"
