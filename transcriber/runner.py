@@ -287,13 +287,17 @@ class Runner:
             return
         if kind == "stage_done":
             stage, seconds, language = message[3], message[4], message[5]
-            # The detected language is known once transcription ends: show it from then on.
-            await self.tasks.update(
-                task_id,
-                done_stages=sorted(set(task.done_stages) | {stage}),
-                timings=task.timings | {stage: seconds},
-                language=language or task.language,
-            )
+            changes = {
+                "done_stages": sorted(set(task.done_stages) | {stage}),
+                "timings": task.timings | {stage: seconds},
+            }
+            if language and language != task.language:
+                # The detected language is known once transcription ends: show it from then on.
+                await self.tasks.update(task_id, language=language, **changes)
+            else:
+                # Not in the snapshot: saved for resuming, without a publish of its own (the
+                # next stage's start follows at once).
+                await self.tasks.record(task_id, **changes)
         elif kind == "progress":
             await self._progress(task_id, Stage(message[3]), message[4], message[5])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import shutil
@@ -69,6 +70,18 @@ class Tasks:
         await self.store.save(task)
         if task_id in self._cache:  # not deleted while the row was being written
             self.hub.publish(task_json(task))
+        return task
+
+    async def record(self, task_id: str, **changes: Any) -> Task:
+        """Save changes to fields the snapshot does not show: no new seq, nothing published."""
+        current = self._cache.get(task_id) or await self.get(task_id)
+        if current is None:
+            raise KeyError(task_id)
+        task = dataclasses.replace(current, **changes)
+        if task_json(task) != task_json(current):
+            raise ValueError(f"record() would change the snapshot: {sorted(changes)}")
+        self._cache[task_id] = task
+        await self.store.save(task)
         return task
 
     async def fail(self, task_id: str, code: str, message: str, detail: str) -> Task:
