@@ -107,7 +107,7 @@ async def _create_multipart(request: web.Request) -> web.Response:
             _check_declared(request, request.content_length)
             task = await request.app[TASKS].create(filename, options, stored_suffix(filename))
             response = await _finish_upload(
-                request, task, _part_chunks(part), None, request.content_length
+                request, task, part_chunks(part), None, request.content_length
             )
             await _drain_trailing(reader, task)
             return response
@@ -122,7 +122,7 @@ async def _drain_trailing(reader: Any, task: Task) -> None:
         log.debug("ignoring a form field after the file for task %s", task.id)
 
 
-async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     while chunk := await part.read_chunk(CHUNK):
         yield chunk
 
@@ -141,10 +141,7 @@ async def _finish_upload(
     approx: int | None = None,
 ) -> web.Response:
     task = await ingest(request, task, chunks, exact or approx, exact is not None)
-    await request.app[RUNNER].enqueue(task.id)
-    current = request.app[TASKS].current(task.id)
-    assert current is not None
-    return _created(current)
+    return _created(await request.app[RUNNER].enqueue(task.id))
 
 
 async def ingest(

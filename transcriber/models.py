@@ -43,8 +43,13 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 
+def iso(moment: datetime) -> str:
+    """A UTC time as stored and shown: milliseconds, with a Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 def stage_weights(options: dict[str, Any]) -> dict[Stage, tuple[int, int]]:

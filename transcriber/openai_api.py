@@ -16,33 +16,20 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .api import _part_chunks, ingest
+from .api import ingest, part_chunks
 from .errors import CODES, ApiError
 from .keys import HUB, RUNNER, TASKS
-from .models import Stage, Task, pipeline_stages
+from .models import Stage, Task, iso
 from .options import parse_options
 from .pipeline.formats import to_srt, to_vtt
+from .results import final_output
 from .upload import clean_filename, stored_suffix
-from .worker import stage_output
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
-FIELDS = (
-    "model",
-    "language",
-    "prompt",
-    "response_format",
-    "temperature",
-    "timestamp_granularities[]",
-    "timestamp_granularities",
-    "chunking_strategy",
-    "include[]",
-    "stream",
-)
 # A client's retries come within minutes; an hour later the same file is a new request.
 JOIN_WINDOW = timedelta(hours=1)
-TERMINAL = {Stage.COMPLETE.value, Stage.FAILED.value, Stage.CANCELLED.value}
 
 
 def openai_error(status: int, message: str, code: str, param: str | None = None) -> web.Response:
@@ -101,10 +88,10 @@ async def _ingest_file(
     tasks = request.app[TASKS]
     task = await tasks.create(filename, options, stored_suffix(filename))
     digest = hashlib.sha256(json.dumps([options, filename]).encode())
-    task = await ingest(request, task, _part_chunks(part), request.content_length, False, digest)
+    task = await ingest(request, task, part_chunks(part), request.content_length, False, digest)
     key = digest.hexdigest()
-    since = (datetime.now(UTC) - JOIN_WINDOW).isoformat(timespec="milliseconds")
-    existing = await tasks.store.find_by_key(key, task.id, since.replace("+00:00", "Z"))
+    since = iso(datetime.now(UTC) - JOIN_WINDOW)
+    existing = await tasks.store.find_by_key(key, task.id, since)
     if existing is not None:
         log.info("request for task %s repeated: joining it", existing.id)
         await tasks.delete(task.id)
@@ -112,10 +99,7 @@ async def _ingest_file(
         assert joined is not None
         return joined
     await tasks.update(task.id, request_key=key)
-    await request.app[RUNNER].enqueue(task.id)
-    current = tasks.current(task.id)
-    assert current is not None
-    return current
+    return await request.app[RUNNER].enqueue(task.id)
 
 
 async def _answer(
@@ -123,7 +107,7 @@ async def _answer(
 ) -> web.StreamResponse:
     hub = request.app[HUB]
     snapshot = hub.latest(task.id)
-    while snapshot is not None and snapshot["stage"] not in TERMINAL:
+    while snapshot is not None and not Stage(snapshot["stage"]).terminal:
         snapshot = await hub.wait(task.id, snapshot["seq"], 60) or snapshot
     final = await request.app[TASKS].get(task.id)
     if final is None:
@@ -132,8 +116,7 @@ async def _answer(
         error = final.error or {"code": "CANCELLED", "message": CODES["CANCELLED"][1]}
         status = CODES.get(error["code"], (500, ""))[0]
         return openai_error(status, error["message"], error["code"].lower())
-    last = pipeline_stages(final.options)[-1].value
-    data = json.loads(stage_output(request.app[TASKS].work_dir(task.id), last).read_text())
+    data = final_output(request, final)
     fmt = _first(fields, "response_format", "json") or "json"
     words = "word" in fields.get("timestamp_granularities[]", []) + fields.get(
         "timestamp_granularities", []

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 async def recover(
-    tasks: Tasks, enqueue: Callable[[str], Awaitable[None]], max_attempts: int
+    tasks: Tasks, enqueue: Callable[[str], Awaitable[object]], max_attempts: int
 ) -> None:
     """Cut uploads fail, queued tasks queue again in order, running ones resume (or fail
     INTERRUPTED once `max_attempts` restarts have cut them)."""

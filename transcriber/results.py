@@ -15,7 +15,8 @@ from .pipeline.formats import FORMATS, render, to_rttm
 from .worker import stage_output
 
 
-def _final_output(request: web.Request, task: Task) -> dict[str, Any]:
+def final_output(request: web.Request, task: Task) -> dict[str, Any]:
+    """The output of the task's last stage: the finished transcript (NOT_READY before)."""
     if task.stage != Stage.COMPLETE:
         raise ApiError(
             "NOT_READY",
@@ -33,7 +34,7 @@ async def transcript(request: web.Request) -> web.Response:
     if fmt not in FORMATS:
         raise ApiError("BAD_REQUEST", f"Unknown format {fmt!r}.", f"formats: {', '.join(FORMATS)}")
     task = await get_task_or_404(request)
-    body = render(fmt, _final_output(request, task), task.timings)
+    body = render(fmt, final_output(request, task), task.timings)
     stem = task.filename.rsplit(".", 1)[0] or "transcript"
     response = web.Response(text=body, content_type=FORMATS[fmt], charset="utf-8")
     if "download" in request.query:
@@ -43,7 +44,7 @@ async def transcript(request: web.Request) -> web.Response:
 
 async def rttm(request: web.Request) -> web.Response:
     task = await get_task_or_404(request)
-    data = _final_output(request, task)
+    data = final_output(request, task)
     if "turns" not in data:
         raise ApiError("NOT_READY", "This task ran without diarization.", "diarize=false")
     return web.Response(

@@ -19,7 +19,7 @@ from typing import Any
 from . import worker
 from .config import Config
 from .errors import CODES
-from .models import Stage, pipeline_stages, stage_weights
+from .models import Stage, Task, pipeline_stages, stage_weights
 from .pipeline.types import Cancelled, PipelineError
 from .recovery import recover
 from .tasks import Tasks
@@ -95,11 +95,11 @@ class Runner:
     def worker_pid(self, task_id: str) -> int | None:
         return self._pids.get(task_id)
 
-    async def enqueue(self, task_id: str) -> None:
+    async def enqueue(self, task_id: str) -> Task:
         async with self._wakeup:
             self._pending.append(task_id)
             position = len(self._pending)
-            await self.tasks.update(
+            task = await self.tasks.update(
                 task_id,
                 stage=Stage.QUEUED,
                 progress=0,
@@ -108,6 +108,7 @@ class Runner:
                 error=None,
             )
             self._wakeup.notify()
+            return task
 
     async def _next(self) -> str:
         async with self._wakeup:

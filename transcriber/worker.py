@@ -82,7 +82,7 @@ class Reporter:
         self.stage = stage
         self._last_pct = 0
         self._last_time = time.monotonic()
-        send(("progress", self.job.task_id, self.job.attempt, stage, 0, detail))
+        self._emit(0, detail)
 
     def __call__(self, stage_progress: float, detail: str) -> None:
         if cancel_flag(self.job.work_dir, self.job.attempt).exists():
@@ -92,20 +92,15 @@ class Reporter:
             # A phase note ("Loading model"): keeps the percent, obeys the rate limit.
             if now - self._last_time >= self.min_interval:
                 self._last_time = now
-                msg = (
-                    "progress",
-                    self.job.task_id,
-                    self.job.attempt,
-                    self.stage,
-                    self._last_pct,
-                    detail,
-                )
-                send(msg)
+                self._emit(self._last_pct, detail)
             return
         pct = max(0, min(100, int(stage_progress)))
         if pct <= self._last_pct or now - self._last_time < self.min_interval:
             return
         self._last_pct, self._last_time = pct, now
+        self._emit(pct, detail)
+
+    def _emit(self, pct: int, detail: str) -> None:
         send(("progress", self.job.task_id, self.job.attempt, self.stage, pct, detail))
 
 
