@@ -34,10 +34,10 @@ import numpy as np  # noqa: E402
 from faster_whisper import BatchedInferencePipeline, WhisperModel  # noqa: E402
 
 from tests.speech_truth import SPEECH, TrueWord, start_errors, truth, wer  # noqa: E402
-from transcriber.pipeline.align import align  # noqa: E402
-from transcriber.pipeline.audio import load_audio  # noqa: E402
-from transcriber.pipeline.transcribe import load_model, transcribe  # noqa: E402
-from transcriber.pipeline.types import Segment, Transcript, Word  # noqa: E402
+from transcriber.worker.pipeline.align import align  # noqa: E402
+from transcriber.worker.pipeline.audio import load_audio  # noqa: E402
+from transcriber.worker.pipeline.transcribe import load_model, transcribe  # noqa: E402
+from transcriber.worker.pipeline.types import Segment, Transcript, Word  # noqa: E402
 
 T = TypeVar("T")
 

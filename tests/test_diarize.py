@@ -13,11 +13,11 @@ import pytest
 import torch
 from pyannote.core import Annotation, Segment
 
-from transcriber import assets
 from transcriber.config import Config
-from transcriber.pipeline.audio import load_audio
-from transcriber.pipeline.types import Cancelled, PipelineError, Transcript, Turn, Word
-from transcriber.pipeline.types import Segment as TSegment
+from transcriber.worker import assets
+from transcriber.worker.pipeline.audio import load_audio
+from transcriber.worker.pipeline.types import Cancelled, PipelineError, Transcript, Turn, Word
+from transcriber.worker.pipeline.types import Segment as TSegment
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["PYANNOTE_METRICS_ENABLED"] = "false"
@@ -70,7 +70,7 @@ def models_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def diarizer(models_dir: Path) -> Any:
-    from transcriber.pipeline.diarize import load_diarizer
+    from transcriber.worker.pipeline.diarize import load_diarizer
 
     return load_diarizer("bundled", models_dir, "cpu")
 
@@ -85,7 +85,7 @@ def voices() -> np.ndarray:
 
 @pytest.mark.slow
 def test_campplus_loads_the_checkpoint_strictly(models_dir: Path) -> None:
-    from transcriber.pipeline.campplus import CAMPPlus
+    from transcriber.worker.pipeline.campplus import CAMPPlus
 
     path = assets.diarization_dir(models_dir) / assets.EMBEDDING_FILE
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -105,7 +105,7 @@ def test_campplus_loads_the_checkpoint_strictly(models_dir: Path) -> None:
 def test_campplus_same_voice_is_closer_than_other_voices(
     models_dir: Path, voices: np.ndarray
 ) -> None:
-    from transcriber.pipeline.campplus import CAMPPlus
+    from transcriber.worker.pipeline.campplus import CAMPPlus
 
     model = CAMPPlus.from_checkpoint(assets.diarization_dir(models_dir) / assets.EMBEDDING_FILE)
     truth = voices_truth()
@@ -129,7 +129,7 @@ def test_campplus_same_voice_is_closer_than_other_voices(
 
 @pytest.mark.slow
 def test_diarize_three_voices(diarizer: Any, voices: np.ndarray) -> None:
-    from transcriber.pipeline.diarize import diarize
+    from transcriber.worker.pipeline.diarize import diarize
 
     calls, progress = recorder()
     turns = diarize(diarizer, voices, {}, progress)
@@ -155,7 +155,7 @@ def test_diarize_three_voices(diarizer: Any, voices: np.ndarray) -> None:
 
 @pytest.mark.slow
 def test_diarize_honours_num_speakers(diarizer: Any, voices: np.ndarray) -> None:
-    from transcriber.pipeline.diarize import diarize
+    from transcriber.worker.pipeline.diarize import diarize
 
     options = {"num_speakers": 2, "min_speakers": None, "max_speakers": None}
     turns = diarize(diarizer, voices, options, lambda p, d: None)
@@ -164,7 +164,7 @@ def test_diarize_honours_num_speakers(diarizer: Any, voices: np.ndarray) -> None
 
 @pytest.mark.slow
 def test_diarize_pyannote_sample(diarizer: Any) -> None:
-    from transcriber.pipeline.diarize import diarize
+    from transcriber.worker.pipeline.diarize import diarize
 
     wav, reference = pyannote_sample()
     audio = load_audio(wav)
@@ -175,7 +175,7 @@ def test_diarize_pyannote_sample(diarizer: Any) -> None:
 
 @pytest.mark.slow
 def test_diarize_stops_when_cancelled(diarizer: Any, voices: np.ndarray) -> None:
-    from transcriber.pipeline.diarize import diarize
+    from transcriber.worker.pipeline.diarize import diarize
 
     def progress(pct: float, detail: str) -> None:
         if detail.startswith("Speaker embeddings"):
@@ -187,7 +187,7 @@ def test_diarize_stops_when_cancelled(diarizer: Any, voices: np.ndarray) -> None
 
 @pytest.mark.slow
 def test_diarize_without_speech(diarizer: Any) -> None:
-    from transcriber.pipeline.diarize import diarize
+    from transcriber.worker.pipeline.diarize import diarize
 
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(3 * 16000) / 16000)).astype(np.float32)
     for audio in (tone, np.zeros(0, dtype=np.float32)):
@@ -197,18 +197,18 @@ def test_diarize_without_speech(diarizer: Any) -> None:
 
 
 def test_bundled_models_missing_is_model_unavailable(tmp_path: Path) -> None:
-    from transcriber.pipeline.diarize import load_diarizer
+    from transcriber.worker.pipeline.diarize import load_diarizer
 
     with pytest.raises(PipelineError) as info:
         load_diarizer("bundled", tmp_path, "cpu")
     assert info.value.code == "MODEL_UNAVAILABLE"
-    assert f"python -m transcriber.assets {tmp_path}" in info.value.message
+    assert f"python -m transcriber.worker.assets {tmp_path}" in info.value.message
     assert assets.EMBEDDING_FILE in info.value.detail
 
 
 @pytest.mark.slow
 def test_damaged_bundled_model_is_model_unavailable(models_dir: Path, tmp_path: Path) -> None:
-    from transcriber.pipeline.diarize import load_diarizer
+    from transcriber.worker.pipeline.diarize import load_diarizer
 
     source, target = assets.diarization_dir(models_dir), assets.diarization_dir(tmp_path)
     target.mkdir()
@@ -221,7 +221,7 @@ def test_damaged_bundled_model_is_model_unavailable(models_dir: Path, tmp_path: 
 
 
 def test_unknown_pretrained_pipeline_is_model_unavailable(tmp_path: Path) -> None:
-    from transcriber.pipeline.diarize import load_diarizer
+    from transcriber.worker.pipeline.diarize import load_diarizer
 
     with pytest.raises(PipelineError) as info:
         load_diarizer("nobody/no-such-pipeline", tmp_path, "cpu")
@@ -262,7 +262,7 @@ def transcript() -> Transcript:
 
 
 def test_assign_speakers_by_overlap_nearest_and_majority() -> None:
-    from transcriber.pipeline.diarize import assign_speakers
+    from transcriber.worker.pipeline.diarize import assign_speakers
 
     result = assign_speakers(transcript(), TURNS)
     words = [w for s in result.segments for w in s.words]
@@ -284,7 +284,7 @@ def test_assign_speakers_by_overlap_nearest_and_majority() -> None:
 
 
 def test_segment_majority_weighs_word_durations() -> None:
-    from transcriber.pipeline.diarize import assign_speakers
+    from transcriber.worker.pipeline.diarize import assign_speakers
 
     words = [Word("a", 0.0, 0.1), Word("b", 0.1, 0.2), Word("longword", 2.6, 4.0)]
     t = Transcript("en", 5.0, "tiny.en", [TSegment(0, 0.0, 4.0, "a b longword", words=words)])
@@ -294,7 +294,7 @@ def test_segment_majority_weighs_word_durations() -> None:
 
 
 def test_assign_speakers_without_turns_leaves_none() -> None:
-    from transcriber.pipeline.diarize import assign_speakers
+    from transcriber.worker.pipeline.diarize import assign_speakers
 
     result = assign_speakers(transcript(), [])
     assert {s.speaker for s in result.segments} == {None}
@@ -302,7 +302,7 @@ def test_assign_speakers_without_turns_leaves_none() -> None:
 
 
 def test_to_rttm() -> None:
-    from transcriber.pipeline.diarize import to_rttm
+    from transcriber.worker.pipeline.diarize import to_rttm
 
     assert to_rttm(TURNS, "my meeting") == (
         "SPEAKER my_meeting 1 0.000 2.000 <NA> <NA> SPEAKER_00 <NA> <NA>\n"

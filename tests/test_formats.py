@@ -9,7 +9,7 @@ from typing import Any
 import srt
 import webvtt
 
-from transcriber.pipeline.formats import render, to_rttm
+from transcriber.worker.pipeline.formats import render, to_rttm
 
 DATA: dict[str, Any] = {
     "language": "en",

@@ -11,7 +11,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from transcriber.pipeline.audio import SAMPLE_RATE, load_audio, probe
+from transcriber.worker.pipeline.audio import SAMPLE_RATE, load_audio, probe
 
 from .conftest import assert_error, upload, wait_for_stage
 from .media import SOURCE, make_bad, make_valid, wav_header

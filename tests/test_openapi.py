@@ -12,8 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
-from transcriber.openapi import PATHS
-from transcriber.server import create_app
+from transcriber.web.openapi import PATHS
+from transcriber.web.server import create_app
 
 from .conftest import plumbing_config
 from .serverproc import ServerProcess, running_plumbing_server

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import aiosqlite
 
-from transcriber.models import Stage, Task
-from transcriber.store import MIGRATIONS, Store
+from transcriber.protocol.stages import Stage
+from transcriber.store.db import MIGRATIONS, Store
+from transcriber.store.task import Task
 
 
 async def test_fresh_database_gets_every_migration(tmp_path: Path) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from transcriber.hub import Hub
-from transcriber.models import Stage
-from transcriber.store import Store
-from transcriber.tasks import Tasks
+from transcriber.jobs.hub import Hub
+from transcriber.jobs.tasks import Tasks
+from transcriber.protocol.stages import Stage
+from transcriber.store.db import Store
 
 
 async def test_update_saves_then_publishes_and_record_is_quiet(tmp_path: Path) -> None:

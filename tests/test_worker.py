@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from transcriber import worker
-from transcriber.pipeline.types import Cancelled, PipelineError, ProgressFn, Transcript
+from transcriber.worker import process as worker
+from transcriber.worker.pipeline.types import Cancelled, PipelineError, ProgressFn, Transcript
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestServer
 
-from transcriber.hub import Hub
-from transcriber.keys import HUB, SOCKETS
-from transcriber.server import create_app
+from transcriber.jobs.hub import Hub
+from transcriber.web.keys import HUB, SOCKETS
+from transcriber.web.server import create_app
 
 from .conftest import ClientFactory, plumbing_config, upload
 

@@ -1,5 +1,5 @@
 """`python -m transcriber ...` is the `transcriber` command."""
 
-from .cli import main
+from transcriber.cli import main
 
 main()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from .config import DEVICES, PIPELINES, Config
+from transcriber.config import DEVICES, PIPELINES, Config
 
 
 def _serve_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +42,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="transcriber", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_args(sub)
-    from .client import add_client_commands
+    from transcriber.client.commands import add_client_commands
 
     add_client_commands(sub)
     return parser.parse_args(argv)
@@ -56,7 +56,7 @@ def serve(args: argparse.Namespace) -> None:
         sys.exit(f"transcriber: {exc}")
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from .server import create_app
+    from transcriber.web.server import create_app
 
     print(
         f"transcriber: serving on http://{config.host}:{config.port} "

@@ -9,13 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transcriber.worker.assets import default_models_dir
+
 PIPELINES = ("real", "plumbing")
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def _default_models_dir() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "transcriber"
 
 
 @dataclass(frozen=True)
@@ -23,7 +20,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("data")
-    models_dir: Path = field(default_factory=_default_models_dir)
+    models_dir: Path = field(default_factory=default_models_dir)
     workers: int = 1
     model: str = "base"
     device: str = "auto"

@@ -1,0 +1,44 @@
+"""What a start does with the tasks the last process left unfinished (docs/operations.md)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from transcriber.jobs.tasks import Tasks
+from transcriber.protocol.errors import CODES
+from transcriber.protocol.stages import Stage
+from transcriber.store.task import Task
+
+log = logging.getLogger(__name__)
+
+
+async def recover(
+    tasks: Tasks, enqueue: Callable[[str], Awaitable[object]], max_attempts: int
+) -> None:
+    """Cut uploads fail, queued tasks queue again in order, running ones resume (or fail
+    INTERRUPTED once `max_attempts` restarts have cut them)."""
+    for task in await tasks.store.unfinished():
+        tasks.prime([task])
+        if task.stage == Stage.UPLOADING:
+            tasks.audio_path(task).unlink(missing_ok=True)
+            await _fail(
+                tasks,
+                task,
+                "UPLOAD_INCOMPLETE",
+                "the server restarted while the file was being uploaded",
+            )
+        elif task.stage == Stage.QUEUED:
+            await enqueue(task.id)
+        else:
+            cuts = task.interruptions + 1
+            await tasks.update(task.id, interruptions=cuts)
+            if cuts >= max_attempts:
+                await _fail(tasks, task, "INTERRUPTED", f"interrupted by {cuts} restarts")
+            else:
+                log.info("resuming task %s after %s", task.id, task.done_stages or "nothing")
+                await enqueue(task.id)
+
+
+async def _fail(tasks: Tasks, task: Task, code: str, detail: str) -> None:
+    await tasks.fail(task.id, code, CODES[code][1], detail)

@@ -1,0 +1,115 @@
+"""Task state changes: every change bumps seq, is written to SQLite, then published."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+from transcriber.jobs.hub import Hub
+from transcriber.protocol.errors import ApiError
+from transcriber.protocol.stages import Stage
+from transcriber.store.db import Store
+from transcriber.store.task import Task, task_json
+
+log = logging.getLogger(__name__)
+
+
+def new_task_id() -> str:
+    return secrets.token_hex(8)
+
+
+class Tasks:
+    """The only path by which a task changes. Keeps the current Task of each known task."""
+
+    def __init__(self, store: Store, hub: Hub, files_dir: Path) -> None:
+        self.store = store
+        self.hub = hub
+        self.files_dir = files_dir
+        self._cache: dict[str, Task] = {}
+
+    def work_dir(self, task_id: str) -> Path:
+        return self.files_dir / task_id
+
+    def audio_path(self, task: Task) -> Path:
+        return self.work_dir(task.id) / task.stored_name
+
+    async def get(self, task_id: str) -> Task | None:
+        task = self._cache.get(task_id)
+        if task is None:
+            task = await self.store.get(task_id)
+            if task is not None:
+                self._cache[task_id] = task
+                self.hub.publish(task_json(task))
+        return task
+
+    async def require(self, task_id: str) -> Task:
+        """The task, or UNKNOWN_TASK for the client that asked."""
+        task = await self.get(task_id)
+        if task is None:
+            raise ApiError("UNKNOWN_TASK", detail=f"task {task_id!r}")
+        return task
+
+    def current(self, task_id: str) -> Task | None:
+        return self._cache.get(task_id)
+
+    async def create(self, filename: str, options: dict[str, Any], suffix: str) -> Task:
+        task_id = new_task_id()
+        task = Task(
+            id=task_id, filename=filename, stored_name="source" + suffix, options=options, seq=1
+        )
+        self.work_dir(task_id).mkdir(parents=True, exist_ok=True)
+        self._cache[task_id] = task
+        await self.store.save(task)
+        self.hub.publish(task_json(task))
+        return task
+
+    async def update(self, task_id: str, **changes: Any) -> Task:
+        """Apply changes to the current state; the seq is taken before any await."""
+        current = self._cache.get(task_id)
+        if current is None:
+            current = await self.get(task_id)
+            if current is None:
+                raise KeyError(task_id)
+        task = current.changed(**changes)
+        self._cache[task_id] = task
+        await self.store.save(task)
+        if task_id in self._cache:  # not deleted while the row was being written
+            self.hub.publish(task_json(task))
+        return task
+
+    async def record(self, task_id: str, **changes: Any) -> Task:
+        """Save changes to fields the snapshot does not show: no new seq, nothing published."""
+        current = self._cache.get(task_id) or await self.get(task_id)
+        if current is None:
+            raise KeyError(task_id)
+        task = dataclasses.replace(current, **changes)
+        if task_json(task) != task_json(current):
+            raise ValueError(f"record() would change the snapshot: {sorted(changes)}")
+        self._cache[task_id] = task
+        await self.store.save(task)
+        return task
+
+    async def fail(self, task_id: str, code: str, message: str, detail: str) -> Task:
+        current = await self.get(task_id)
+        stage = current.stage.value if current else None
+        return await self.update(
+            task_id,
+            stage=Stage.FAILED,
+            detail=message,
+            error={"code": code, "message": message, "detail": detail, "stage": stage},
+        )
+
+    async def delete(self, task_id: str) -> None:
+        self._cache.pop(task_id, None)
+        await self.store.delete(task_id)
+        self.hub.forget(task_id)
+        shutil.rmtree(self.work_dir(task_id), ignore_errors=True)
+
+    def prime(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            self._cache[task.id] = task
+            self.hub.publish(task_json(task))

@@ -1,0 +1,48 @@
+"""The closed list of error codes and the one error shape, for HTTP, WebSocket and tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# code -> (HTTP status when it answers a request, plain message for a person)
+CODES: dict[str, tuple[int, str]] = {
+    "BAD_REQUEST": (400, "The request is not valid."),
+    "BAD_MESSAGE": (400, "The message could not be understood."),
+    "UNSUPPORTED_MEDIA": (415, "This file is not audio or video that the server can read."),
+    "NO_AUDIO_STREAM": (422, "This file has no audio track."),
+    "DECODE_FAILED": (422, "The audio in this file could not be decoded; it may be damaged."),
+    "FILE_TOO_LARGE": (413, "The file is larger than this server accepts."),
+    "AUDIO_TOO_LONG": (422, "The recording is longer than this server accepts."),
+    "UPLOAD_INCOMPLETE": (400, "The upload was cut off before the whole file arrived."),
+    "MODEL_UNAVAILABLE": (503, "The speech model is not available on this server."),
+    "OUT_OF_MEMORY": (507, "The server ran out of memory while working on this file."),
+    "WORKER_CRASHED": (500, "The worker processing this file stopped unexpectedly."),
+    "INTERRUPTED": (500, "The server was restarted too many times while working on this file."),
+    "CANCELLED": (409, "The task was cancelled."),
+    "UNKNOWN_TASK": (404, "There is no task with this id."),
+    "NOT_FOUND": (404, "There is nothing at this address."),
+    "METHOD_NOT_ALLOWED": (405, "This address does not accept that method."),
+    "NOT_READY": (409, "The task is not in a state that allows this yet."),
+    "CONFLICT": (409, "The task is not in a state that allows this."),
+    "UNAUTHORIZED": (401, "A valid access token is required."),
+    "FORBIDDEN": (403, "This origin may not connect."),
+    "INTERNAL": (500, "Something went wrong inside the server."),
+}
+
+
+def error_body(code: str, message: str | None = None, detail: str = "") -> dict[str, Any]:
+    return {"code": code, "message": message or CODES[code][1], "detail": detail}
+
+
+class ApiError(Exception):
+    """Raised by handlers; rendered by the middleware in the one error shape."""
+
+    def __init__(
+        self, code: str, message: str | None = None, detail: str = "", **extra: Any
+    ) -> None:
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code}")
+        super().__init__(message or CODES[code][1])
+        self.code = code
+        self.status = CODES[code][0]
+        self.body = error_body(code, message, detail) | extra

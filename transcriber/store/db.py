@@ -1,0 +1,195 @@
+"""All SQL lives here. The main process is the only writer; workers never open the database."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from transcriber.protocol.stages import Stage
+from transcriber.store.task import Task
+
+log = logging.getLogger(__name__)
+
+# Named, ordered migrations; PRAGMA user_version counts how many have been applied.
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "create tasks",
+        """
+        CREATE TABLE tasks (
+            id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            stage TEXT NOT NULL,
+            progress INTEGER NOT NULL,
+            stage_progress INTEGER NOT NULL,
+            detail TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            stored_name TEXT NOT NULL,
+            options TEXT NOT NULL,
+            duration REAL,
+            size INTEGER NOT NULL,
+            error TEXT,
+            done_stages TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX tasks_created ON tasks (created_at);
+        """,
+    ),
+    (
+        "language and per-stage timings",
+        """
+        ALTER TABLE tasks ADD COLUMN language TEXT;
+        ALTER TABLE tasks ADD COLUMN timings TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE tasks ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX tasks_stage ON tasks (stage);
+        """,
+    ),
+    (
+        "request key for joining retried OpenAI-style requests",
+        """
+        ALTER TABLE tasks ADD COLUMN request_key TEXT;
+        CREATE INDEX tasks_request_key ON tasks (request_key);
+        """,
+    ),
+]
+
+COLUMNS = (
+    "id, seq, attempt, stage, progress, stage_progress, detail, filename, stored_name, options,"
+    " duration, size, error, done_stages, created_at, updated_at, language, timings,"
+    " interruptions, request_key"
+)
+
+
+async def migrate(db: aiosqlite.Connection) -> int:
+    """Apply the migrations not applied yet; return the resulting version."""
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    version = int(row[0]) if row else 0
+    for index, (name, sql) in enumerate(MIGRATIONS[version:], start=version + 1):
+        log.info("applying migration %d: %s", index, name)
+        await db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {index};\nCOMMIT;")
+    return len(MIGRATIONS)
+
+
+def _row_to_task(row: aiosqlite.Row) -> Task:
+    return Task(
+        id=row["id"],
+        seq=row["seq"],
+        attempt=row["attempt"],
+        stage=Stage(row["stage"]),
+        progress=row["progress"],
+        stage_progress=row["stage_progress"],
+        detail=row["detail"],
+        filename=row["filename"],
+        stored_name=row["stored_name"],
+        options=json.loads(row["options"]),
+        duration=row["duration"],
+        size=row["size"],
+        error=json.loads(row["error"]) if row["error"] else None,
+        done_stages=json.loads(row["done_stages"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        language=row["language"],
+        timings=json.loads(row["timings"]),
+        interruptions=row["interruptions"],
+        request_key=row["request_key"],
+    )
+
+
+def _task_to_row(task: Task) -> tuple[Any, ...]:
+    return (
+        task.id,
+        task.seq,
+        task.attempt,
+        task.stage.value,
+        task.progress,
+        task.stage_progress,
+        task.detail,
+        task.filename,
+        task.stored_name,
+        json.dumps(task.options),
+        task.duration,
+        task.size,
+        json.dumps(task.error) if task.error else None,
+        json.dumps(task.done_stages),
+        task.created_at,
+        task.updated_at,
+        task.language,
+        json.dumps(task.timings),
+        task.interruptions,
+        task.request_key,
+    )
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def save(self, task: Task) -> None:
+        """Insert or replace the whole row; called before every publish."""
+        placeholders = ", ".join("?" * len(COLUMNS.split(",")))
+        await self._db.execute(
+            f"INSERT OR REPLACE INTO tasks ({COLUMNS}) VALUES ({placeholders})",
+            _task_to_row(task),
+        )
+        await self._db.commit()
+
+    async def get(self, task_id: str) -> Task | None:
+        async with self._db.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,)) as cur:
+            row = await cur.fetchone()
+        return _row_to_task(row) if row else None
+
+    async def page(self, limit: int, offset: int) -> tuple[list[Task], int]:
+        async with self._db.execute(
+            f"SELECT {COLUMNS} FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (limit, offset),
+        ) as cur:
+            rows = await cur.fetchall()
+        async with self._db.execute("SELECT COUNT(*) FROM tasks") as cur:
+            total = await cur.fetchone()
+        return [_row_to_task(r) for r in rows], int(total[0]) if total else 0
+
+    async def unfinished(self) -> list[Task]:
+        """Tasks that were not in a terminal stage, oldest first (the queue order)."""
+        async with self._db.execute(
+            f"SELECT {COLUMNS} FROM tasks WHERE stage NOT IN (?, ?, ?) ORDER BY created_at, rowid",
+            (Stage.COMPLETE.value, Stage.FAILED.value, Stage.CANCELLED.value),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_row_to_task(r) for r in rows]
+
+    async def find_by_key(self, key: str, exclude: str, since: str) -> Task | None:
+        """The newest task made since `since` by the same request, not failed or cancelled."""
+        async with self._db.execute(
+            f"SELECT {COLUMNS} FROM tasks WHERE request_key = ? AND id != ? AND created_at > ?"
+            " AND stage NOT IN (?, ?) ORDER BY created_at DESC LIMIT 1",
+            (key, exclude, since, Stage.FAILED.value, Stage.CANCELLED.value),
+        ) as cur:
+            row = await cur.fetchone()
+        return _row_to_task(row) if row else None
+
+    async def delete(self, task_id: str) -> None:
+        await self._db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+        await self._db.commit()

@@ -1,0 +1,233 @@
+"""HTTP handlers: tasks, uploads, results, health."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from transcriber import __version__
+from transcriber.jobs.ingest import ingest, part_chunks
+from transcriber.jobs.options import parse_options
+from transcriber.jobs.upload import CHUNK, clean_filename, stored_suffix
+from transcriber.protocol.errors import ApiError
+from transcriber.protocol.stages import Stage
+from transcriber.store.task import Task, task_json
+from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT = 60.0
+MAX_PAGE = 200
+
+
+def snapshot_response(snapshot: dict[str, Any], status: int = 200) -> web.Response:
+    response = web.json_response(snapshot, status=status)
+    response.headers["ETag"] = f'"{snapshot["seq"]}"'
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+# -- creating tasks ---------------------------------------------------------------------------
+
+
+async def create_task(request: web.Request) -> web.StreamResponse:
+    """Multipart upload, raw audio body, or a JSON body for the two-step upload."""
+    ctype = request.content_type
+    if ctype == "multipart/form-data":
+        return await _create_multipart(request)
+    if ctype == "application/json":
+        return await _create_empty(request)
+    if ctype == "application/x-www-form-urlencoded":
+        raise ApiError("BAD_REQUEST", "Send the file as multipart/form-data (curl -F file=@...).")
+    return await _create_raw(request)
+
+
+async def _create_empty(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as exc:
+        raise ApiError("BAD_REQUEST", "The body is not valid JSON.", str(exc)) from exc
+    if not isinstance(body, dict) or not isinstance(body.get("filename"), str):
+        raise ApiError("BAD_REQUEST", "The JSON body needs a filename.")
+    options = parse_options(body.get("options") or {})
+    size = body.get("size")
+    if size is not None and (not isinstance(size, int) or size < 0):
+        raise ApiError("BAD_REQUEST", "size must be a whole number of bytes.")
+    if size is not None and size > request.app[CONFIG].max_upload_bytes:
+        raise ApiError("FILE_TOO_LARGE", detail=f"declared size {size} bytes")
+    filename = clean_filename(body["filename"])
+    task = await request.app[TASKS].create(filename, options, stored_suffix(filename))
+    if size is not None:
+        task = await request.app[TASKS].update(task.id, size=size, detail="Waiting for the file")
+    return _created(task)
+
+
+async def upload_audio(request: web.Request) -> web.Response:
+    """Second step of the two-step upload: PUT the bytes of a task still in uploading."""
+    task = await request.app[TASKS].require(request.match_info["task_id"])
+    if task.stage != Stage.UPLOADING or request.app[TASKS].audio_path(task).exists():
+        raise ApiError("CONFLICT", "This task already has its audio.")
+    total = request.content_length or (task.size or None)
+    return await _finish_upload(request, task, request.content.iter_chunked(CHUNK), total)
+
+
+async def _create_raw(request: web.Request) -> web.Response:
+    if not request.can_read_body:
+        raise ApiError("BAD_REQUEST", "Send the audio as multipart (field 'file') or as the body.")
+    query = {k: v for k, v in request.query.items() if k not in ("filename", "token")}
+    options = parse_options(query)
+    filename = clean_filename(request.query.get("filename"))
+    _check_declared(request, request.content_length)
+    task = await request.app[TASKS].create(filename, options, stored_suffix(filename))
+    chunks = request.content.iter_chunked(CHUNK)
+    return await _finish_upload(request, task, chunks, request.content_length)
+
+
+async def _create_multipart(request: web.Request) -> web.Response:
+    reader = await request.multipart()
+    fields: dict[str, str] = {}
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise ApiError("BAD_REQUEST", "Nested multipart bodies are not accepted.")
+        if part.name == "file":
+            options = parse_options(fields)
+            filename = clean_filename(part.filename)
+            _check_declared(request, request.content_length)
+            task = await request.app[TASKS].create(filename, options, stored_suffix(filename))
+            response = await _finish_upload(
+                request, task, part_chunks(part), None, request.content_length
+            )
+            await _drain_trailing(reader, task)
+            return response
+        if part.name:
+            fields[part.name] = (await part.read(decode=True)).decode("utf-8", "replace")
+    raise ApiError("BAD_REQUEST", "The form has no 'file' field.")
+
+
+async def _drain_trailing(reader: Any, task: Task) -> None:
+    # Fields after the file are not read: options must come before the file.
+    while await reader.next() is not None:
+        log.debug("ignoring a form field after the file for task %s", task.id)
+
+
+def _check_declared(request: web.Request, length: int | None) -> None:
+    limit = request.app[CONFIG].max_upload_bytes
+    if length is not None and length > limit + 64 * 1024:
+        raise ApiError("FILE_TOO_LARGE", detail=f"{length} bytes sent, the limit is {limit}")
+
+
+async def _finish_upload(
+    request: web.Request,
+    task: Task,
+    chunks: AsyncIterator[bytes],
+    exact: int | None,
+    approx: int | None = None,
+) -> web.Response:
+    app = request.app
+    task = await ingest(app[TASKS], app[CONFIG], task, chunks, exact or approx, exact is not None)
+    return _created(await request.app[RUNNER].enqueue(task.id))
+
+
+def _created(task: Task) -> web.Response:
+    response = snapshot_response(task_json(task), status=201)
+    response.headers["Location"] = f"/api/tasks/{task.id}"
+    return response
+
+
+# -- reading and changing tasks ----------------------------------------------------------------
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
+    offset = _int_param(request, "offset", 0, 0, 10**9)
+    rows, total = await request.app[TASKS].store.page(limit, offset)
+    return web.json_response(
+        {
+            "tasks": [task_json(t) for t in rows],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+    )
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ApiError("BAD_REQUEST", f"{name} must be a whole number from {low} to {high}.")
+    return value
+
+
+async def get_task(request: web.Request) -> web.Response:
+    """The snapshot from memory; ETag/If-None-Match; long-poll with ?wait=&since=."""
+    task = await request.app[TASKS].require(request.match_info["task_id"])
+    hub = request.app[HUB]
+    snapshot = hub.latest(task.id) or task_json(task)
+    if "wait" in request.query:
+        wait = min(float(_int_param(request, "wait", 0, 0, 3600)), MAX_WAIT)
+        since = _int_param(request, "since", snapshot["seq"], 0, 2**62)
+        snapshot = await hub.wait(task.id, since, wait) or snapshot
+    etag = f'"{snapshot["seq"]}"'
+    if request.headers.get("If-None-Match") == etag:
+        raise web.HTTPNotModified(headers={"ETag": etag})
+    return snapshot_response(snapshot)
+
+
+async def cancel_task(request: web.Request) -> web.Response:
+    task = await request.app[TASKS].require(request.match_info["task_id"])
+    if task.stage.terminal:
+        raise ApiError("CONFLICT", f"The task is already {task.stage.value}.")
+    await request.app[RUNNER].cancel(task.id)
+    return _current(request, task.id)
+
+
+async def retry_task(request: web.Request) -> web.Response:
+    task = await request.app[TASKS].require(request.match_info["task_id"])
+    if task.stage not in (Stage.FAILED, Stage.CANCELLED):
+        raise ApiError("CONFLICT", "Only a failed or cancelled task can be retried.")
+    if task.duration is None or not request.app[TASKS].audio_path(task).exists():
+        raise ApiError("CONFLICT", "This task never received a whole audio file; upload it again.")
+    await request.app[TASKS].update(task.id, interruptions=0)
+    await request.app[RUNNER].enqueue(task.id)
+    return _current(request, task.id)
+
+
+async def delete_task(request: web.Request) -> web.Response:
+    task = await request.app[TASKS].require(request.match_info["task_id"])
+    if not task.stage.terminal:
+        await request.app[RUNNER].cancel(task.id)
+    await request.app[TASKS].delete(task.id)
+    return web.Response(status=204)
+
+
+def _current(request: web.Request, task_id: str) -> web.Response:
+    task = request.app[TASKS].current(task_id)
+    if task is None:
+        raise ApiError("UNKNOWN_TASK")
+    return snapshot_response(task_json(task))
+
+
+async def health(request: web.Request) -> web.Response:
+    config, runner = request.app[CONFIG], request.app[RUNNER]
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "device": config.device,
+            "model": config.model,
+            "pipeline": config.pipeline,
+            "diarization": config.diarization,
+            "workers": {"busy": runner.busy, "total": config.workers},
+            "queue": runner.queue_length,
+        }
+    )

@@ -1,0 +1,18 @@
+"""Every web.AppKey of the application, typed."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from transcriber.config import Config
+from transcriber.jobs.hub import Hub
+from transcriber.jobs.runner import Runner
+from transcriber.jobs.tasks import Tasks
+from transcriber.store.db import Store
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", Store)
+HUB = web.AppKey("hub", Hub)
+TASKS = web.AppKey("tasks", Tasks)
+RUNNER = web.AppKey("runner", Runner)
+SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")

@@ -1,0 +1,50 @@
+"""The middleware that answers every failed request in the one error shape."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from transcriber.protocol.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(exc: ApiError) -> web.Response:
+    return web.json_response({"error": exc.body}, status=exc.status)
+
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "FILE_TOO_LARGE",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "INTERNAL" if exc.status >= 500 else "BAD_REQUEST")
+        return error_response(ApiError(code, detail=exc.text or exc.reason))
+    except HttpProcessingError as exc:
+        # A malformed body part (e.g. a bad multipart header) is the client's error.
+        return error_response(
+            ApiError("BAD_REQUEST", detail=f"{type(exc).__name__}: {exc.message}")
+        )
+    except Exception as exc:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(ApiError("INTERNAL", detail=f"{type(exc).__name__}: {exc}"))

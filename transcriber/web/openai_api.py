@@ -1,0 +1,200 @@
+"""POST /v1/audio/transcriptions, compatible with the official `openai` client.
+
+It runs as a normal task (listed, with live progress on the page) and answers when the task
+ends. A client that retries after a timeout sends the same file and fields again: the request
+key (a hash of both) lets the retry join the task already made instead of starting another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from transcriber.jobs.ingest import ingest, part_chunks
+from transcriber.jobs.options import parse_options
+from transcriber.jobs.results import final_output
+from transcriber.jobs.upload import clean_filename, stored_suffix
+from transcriber.protocol.errors import CODES, ApiError
+from transcriber.protocol.stages import Stage
+from transcriber.store.task import Task, iso
+from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
+from transcriber.worker.pipeline.formats import to_srt, to_vtt
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
+# A client's retries come within minutes; an hour later the same file is a new request.
+JOIN_WINDOW = timedelta(hours=1)
+
+
+def openai_error(status: int, message: str, code: str, param: str | None = None) -> web.Response:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    # The client retries 5xx and 429 unless told not to; a failed transcription will fail again.
+    return web.json_response(body, status=status, headers={"x-should-retry": "false"})
+
+
+async def transcriptions(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _transcribe(request)
+    except ApiError as exc:
+        return openai_error(exc.status, exc.body["message"], exc.code.lower())
+    except HttpProcessingError as exc:
+        return openai_error(400, f"The form could not be read: {exc.message}", "bad_request")
+
+
+async def _transcribe(request: web.Request) -> web.StreamResponse:
+    if request.content_type != "multipart/form-data":
+        raise ApiError("BAD_REQUEST", "Send multipart/form-data with a 'file' field.")
+    reader = await request.multipart()
+    fields: dict[str, list[str]] = {}
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            raise ApiError("BAD_REQUEST", "Unexpected part in the form.")
+        if part.name == "file":
+            task = await _ingest_file(request, part, fields)
+            while await reader.next() is not None:
+                pass  # the client sends fields first; anything after the file is ignored
+            return await _answer(request, task, fields)
+        value = (await part.read(decode=True)).decode("utf-8", "replace")
+        fields.setdefault(part.name, []).append(value)
+    raise ApiError("BAD_REQUEST", "The form has no 'file' field.")
+
+
+def _first(fields: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
+    values = fields.get(name)
+    return values[0] if values else default
+
+
+async def _ingest_file(
+    request: web.Request, part: BodyPartReader, fields: dict[str, list[str]]
+) -> Task:
+    fmt = _first(fields, "response_format", "json")
+    if fmt not in FORMATS:
+        raise ApiError("BAD_REQUEST", f"response_format must be one of {', '.join(FORMATS)}.")
+    options = parse_options(
+        {
+            "language": _first(fields, "language"),
+            "initial_prompt": _first(fields, "prompt"),
+            "diarize": "true" if fmt == "diarized_json" else "false",
+        }
+    )
+    filename = clean_filename(part.filename)
+    tasks = request.app[TASKS]
+    task = await tasks.create(filename, options, stored_suffix(filename))
+    digest = hashlib.sha256(json.dumps([options, filename]).encode())
+    app = request.app
+    task = await ingest(
+        app[TASKS], app[CONFIG], task, part_chunks(part), request.content_length, False, digest
+    )
+    key = digest.hexdigest()
+    since = iso(datetime.now(UTC) - JOIN_WINDOW)
+    existing = await tasks.store.find_by_key(key, task.id, since)
+    if existing is not None:
+        log.info("request for task %s repeated: joining it", existing.id)
+        await tasks.delete(task.id)
+        joined = await tasks.get(existing.id)
+        assert joined is not None
+        return joined
+    await tasks.update(task.id, request_key=key)
+    return await request.app[RUNNER].enqueue(task.id)
+
+
+async def _answer(
+    request: web.Request, task: Task, fields: dict[str, list[str]]
+) -> web.StreamResponse:
+    hub = request.app[HUB]
+    snapshot = hub.latest(task.id)
+    while snapshot is not None and not Stage(snapshot["stage"]).terminal:
+        snapshot = await hub.wait(task.id, snapshot["seq"], 60) or snapshot
+    final = await request.app[TASKS].get(task.id)
+    if final is None:
+        raise ApiError("UNKNOWN_TASK", "The task was deleted before it finished.")
+    if final.stage != Stage.COMPLETE:
+        error = final.error or {"code": "CANCELLED", "message": CODES["CANCELLED"][1]}
+        status = CODES.get(error["code"], (500, ""))[0]
+        return openai_error(status, error["message"], error["code"].lower())
+    data = final_output(request.app[TASKS], final)
+    fmt = _first(fields, "response_format", "json") or "json"
+    words = "word" in fields.get("timestamp_granularities[]", []) + fields.get(
+        "timestamp_granularities", []
+    )
+    headers = {"x-transcriber-task": final.id}
+    return _render(fmt, data, words, final, headers)
+
+
+def _text(data: dict[str, Any]) -> str:
+    return " ".join(s["text"].strip() for s in data["segments"]).strip()
+
+
+def _render(
+    fmt: str, data: dict[str, Any], words: bool, task: Task, headers: dict[str, str]
+) -> web.StreamResponse:
+    plain = {**data, "segments": [{**s, "speaker": None} for s in data["segments"]]}
+    if fmt == "text":
+        return web.Response(text=_text(data) + "\n", headers=headers)
+    if fmt == "srt":
+        return web.Response(text=to_srt(plain), headers=headers)
+    if fmt == "vtt":
+        return web.Response(text=to_vtt(plain), content_type="text/vtt", headers=headers)
+    body: dict[str, Any] = {"text": _text(data)}
+    if fmt == "verbose_json":
+        body |= _verbose(data, words, task)
+    elif fmt == "diarized_json":
+        body |= _diarized(data)
+    return web.json_response(body, headers=headers)
+
+
+def _verbose(data: dict[str, Any], words: bool, task: Task) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "task": task.options.get("task", "transcribe"),
+        "language": data["language"],
+        "duration": data["duration"],
+        "segments": [
+            {
+                "id": s["id"],
+                "seek": 0,
+                "start": s["start"],
+                "end": s["end"],
+                "text": s["text"],
+                "tokens": [],
+                "temperature": 0.0,
+                "avg_logprob": 0.0,
+                "compression_ratio": 1.0,
+                "no_speech_prob": 0.0,
+            }
+            for s in data["segments"]
+        ],
+    }
+    if words:
+        body["words"] = [
+            {"word": w["word"].strip(), "start": w["start"], "end": w["end"]}
+            for s in data["segments"]
+            for w in s.get("words", [])
+        ]
+    return body
+
+
+def _diarized(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task": "transcribe",
+        "duration": data["duration"],
+        "segments": [
+            {
+                "type": "transcript.text.segment",
+                "id": f"seg_{s['id']}",
+                "start": s["start"],
+                "end": s["end"],
+                "text": s["text"].strip(),
+                "speaker": s.get("speaker") or "A",
+            }
+            for s in data["segments"]
+        ],
+        "usage": {"type": "duration", "seconds": round(data["duration"])},
+    }

@@ -1,0 +1,38 @@
+"""Every route, in one explicit list, each with a name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from transcriber.web import api, openai_api, openapi, results, ws
+
+STATIC = Path(__file__).resolve().parents[2] / "static"
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.add_routes(
+        [
+            web.get("/", index, name="index"),
+            web.get("/api/health", api.health, name="health"),
+            web.get("/api/openapi.json", openapi.document, name="openapi"),
+            web.get("/api/ws", ws.websocket, name="ws"),
+            web.get("/api/tasks", api.list_tasks, name="tasks"),
+            web.post("/api/tasks", api.create_task, name="create_task"),
+            web.get("/api/tasks/{task_id}", api.get_task, name="task"),
+            web.delete("/api/tasks/{task_id}", api.delete_task, name="delete_task"),
+            web.put("/api/tasks/{task_id}/audio", api.upload_audio, name="upload_audio"),
+            web.get("/api/tasks/{task_id}/audio", results.audio, name="audio"),
+            web.post("/api/tasks/{task_id}/cancel", api.cancel_task, name="cancel_task"),
+            web.post("/api/tasks/{task_id}/retry", api.retry_task, name="retry_task"),
+            web.get("/api/tasks/{task_id}/transcript", results.transcript, name="transcript"),
+            web.get("/api/tasks/{task_id}/diarization.rttm", results.rttm, name="rttm"),
+            web.post("/v1/audio/transcriptions", openai_api.transcriptions, name="openai"),
+            web.static("/static", STATIC, name="static"),
+        ]
+    )

@@ -1,0 +1,67 @@
+"""create_app(config): a synchronous factory that does no I/O; resources live in cleanup_ctx."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import WSCloseCode, web
+
+from transcriber.config import Config
+from transcriber.jobs.hub import Hub
+from transcriber.jobs.runner import Runner
+from transcriber.jobs.tasks import Tasks
+from transcriber.store.db import Store
+from transcriber.web.auth import auth_middleware
+from transcriber.web.keys import CONFIG, HUB, RUNNER, SOCKETS, STORE, TASKS
+from transcriber.web.middleware import error_middleware
+from transcriber.web.routes import setup_routes
+
+log = logging.getLogger(__name__)
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    config.files_dir.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(config.db_path)
+    app[STORE] = store
+    app[TASKS] = Tasks(store, app[HUB], config.files_dir)
+    yield
+    await store.close()
+
+
+async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
+    runner = Runner(app[CONFIG], app[TASKS])
+    app[RUNNER] = runner
+    await runner.start()
+    yield
+    await runner.stop()
+
+
+async def close_sockets(app: web.Application) -> None:
+    # GOING_AWAY tells clients to reconnect, to this process's successor.
+    sockets = app[SOCKETS]
+    for ws in list(sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+async def revalidate_page(request: web.Request, response: web.StreamResponse) -> None:
+    # The page's modules change with each upgrade: browsers must ask (cheaply, by ETag).
+    if request.path == "/" or request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-cache"
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=64 * 1024
+    )
+    app[CONFIG] = config
+    app[HUB] = Hub()
+    sockets: set[web.WebSocketResponse] = set()
+    app[SOCKETS] = sockets
+    app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(runner_ctx)
+    app.on_shutdown.append(close_sockets)
+    app.on_response_prepare.append(revalidate_page)
+    setup_routes(app)
+    return app

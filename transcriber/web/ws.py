@@ -1,0 +1,191 @@
+"""The WebSocket handler: one multiplexed connection per client (protocol v1, docs/protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from contextlib import suppress
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from transcriber.jobs.hub import Hub, Snapshot
+from transcriber.protocol.errors import ApiError, error_body
+from transcriber.web.keys import CONFIG, HUB, SOCKETS, TASKS
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = 1
+MAX_MESSAGE = 64 * 1024
+MAX_SUBSCRIPTIONS = 1000
+# A client this far behind is not reading; drop it rather than hold its backlog.
+MAX_BACKLOG = 10_000
+TASK_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+class Outbox:
+    """What a connection still has to send; progress of one stage collapses to the latest."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.ready = asyncio.Event()
+        self.sent_seq: dict[str, int] = {}
+        self.overflow = False
+
+    def push(self, message: dict[str, Any]) -> None:
+        if len(self.items) >= MAX_BACKLOG:
+            self.overflow = True
+        self.items.append(message)
+        self.ready.set()
+
+    def deliver(self, snapshot: Snapshot) -> None:
+        for index in range(len(self.items) - 1, -1, -1):
+            queued = self.items[index].get("task")
+            if queued is None or queued["id"] != snapshot["id"]:
+                continue
+            if (queued["stage"], queued["attempt"]) == (snapshot["stage"], snapshot["attempt"]):
+                self.items[index] = {"type": "task", "task": snapshot}
+                return
+            break
+        self.push({"type": "task", "task": snapshot})
+
+    def take(self) -> list[dict[str, Any]]:
+        items, self.items = self.items, []
+        self.ready.clear()
+        fresh = []
+        for item in items:
+            task = item.get("task")
+            stale = task is not None and task["seq"] <= self.sent_seq.get(task["id"], 0)
+            if stale and item.get("catch_up") is None:
+                continue
+            if task is not None:
+                self.sent_seq[task["id"]] = max(task["seq"], self.sent_seq.get(task["id"], 0))
+                item = {"type": "task", "task": task}
+            fresh.append(item)
+        return fresh
+
+
+def origin_allowed(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # curl, websocat, scripts
+    allowed = set(request.app[CONFIG].allowed_origins)
+    own = {f"{scheme}://{request.host}" for scheme in ("http", "https")}
+    return origin in allowed | own
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    if not origin_allowed(request):
+        raise ApiError("FORBIDDEN", detail=f"origin {request.headers.get('Origin')!r}")
+    config, hub = request.app[CONFIG], request.app[HUB]
+    ws = web.WebSocketResponse(heartbeat=config.heartbeat, max_msg_size=MAX_MESSAGE)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    outbox = Outbox()
+    outbox.push({"type": "hello", "protocol": PROTOCOL, "heartbeat_s": config.heartbeat})
+    subscriptions: set[str] = set()
+    sender = asyncio.create_task(_send(ws, outbox, hub))
+    beat = asyncio.create_task(_heartbeat(outbox, config.heartbeat))
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await _handle(request, outbox, subscriptions, msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                _error(outbox, "BAD_MESSAGE", "binary frames are not part of the protocol")
+            if sender.done():
+                break
+    finally:
+        for task_id in subscriptions:
+            hub.unsubscribe(task_id, outbox)
+        for task in (sender, beat):
+            task.cancel()
+            with suppress(asyncio.CancelledError, ConnectionError):
+                await task
+        request.app[SOCKETS].discard(ws)
+    return ws
+
+
+async def _send(ws: web.WebSocketResponse, outbox: Outbox, hub: Hub) -> None:
+    while not ws.closed:
+        await outbox.ready.wait()
+        if outbox.overflow:
+            await ws.close(code=1008, message=b"too far behind")
+            return
+        for message in outbox.take():
+            await ws.send_str(_encode(message, hub))
+
+
+def _encode(message: dict[str, Any], hub: Hub) -> str:
+    task = message.get("task")
+    if task is None:
+        return json.dumps(message)
+    # One snapshot goes to every subscriber of the task: its JSON is made once, in the hub
+    # (the same text json.dumps gives for the whole message).
+    return '{"type": "task", "task": ' + hub.text(task) + "}"
+
+
+async def _heartbeat(outbox: Outbox, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        outbox.push({"type": "heartbeat", "ts": time.time()})
+
+
+def _error(
+    outbox: Outbox, code: str, detail: str, message: str | None = None, task_id: Any = None
+) -> None:
+    body = error_body(code, message, detail)
+    if isinstance(task_id, str):
+        body["task_id"] = task_id  # which subscription failed, for clients watching many
+    outbox.push({"type": "error", "error": body})
+
+
+async def _handle(request: web.Request, outbox: Outbox, subscriptions: set[str], data: str) -> None:
+    try:
+        message = json.loads(data)
+    except json.JSONDecodeError as exc:
+        _error(outbox, "BAD_MESSAGE", f"not JSON: {exc}")
+        return
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        _error(outbox, "BAD_MESSAGE", "a message is a JSON object with a string 'type'")
+        return
+    kind = message["type"]
+    if kind == "ping":
+        outbox.push({"type": "pong"})
+    elif kind in ("subscribe", "unsubscribe"):
+        await _subscription(request, outbox, subscriptions, message)
+    else:
+        _error(outbox, "BAD_MESSAGE", f"unknown message type {kind!r}")
+
+
+async def _subscription(
+    request: web.Request, outbox: Outbox, subscriptions: set[str], message: dict[str, Any]
+) -> None:
+    hub: Hub = request.app[HUB]
+    task_id = message.get("task_id")
+    if not isinstance(task_id, str) or not TASK_ID.match(task_id):
+        _error(
+            outbox, "BAD_MESSAGE", f"task_id must be a task id, not {task_id!r}", task_id=task_id
+        )
+        return
+    last_seq = message.get("last_seq")
+    if last_seq is not None and (not isinstance(last_seq, int) or isinstance(last_seq, bool)):
+        _error(outbox, "BAD_MESSAGE", "last_seq must be a whole number", task_id=task_id)
+        return
+    if message["type"] == "unsubscribe":
+        subscriptions.discard(task_id)
+        hub.unsubscribe(task_id, outbox)
+        return
+    task = await request.app[TASKS].get(task_id)
+    snapshot = hub.latest(task_id)
+    if task is None or snapshot is None:
+        _error(outbox, "UNKNOWN_TASK", f"task {task_id!r}", task_id=task_id)
+        return
+    if task_id not in subscriptions and len(subscriptions) >= MAX_SUBSCRIPTIONS:
+        _error(outbox, "BAD_MESSAGE", f"at most {MAX_SUBSCRIPTIONS} subscriptions per socket")
+        return
+    subscriptions.add(task_id)
+    hub.subscribe(task_id, outbox)
+    outbox.push({"type": "task", "task": snapshot, "catch_up": True})

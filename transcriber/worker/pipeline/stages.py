@@ -1,0 +1,109 @@
+"""The real pipeline in a worker process: models load once per process and stay cached."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transcriber.worker.pipeline.audio import load_audio
+from transcriber.worker.pipeline.types import PipelineError, ProgressFn, Transcript
+
+log = logging.getLogger(__name__)
+
+# Held for the life of the worker process: loading costs seconds, a task may take minutes.
+_whisper: dict[tuple[str, str], Any] = {}
+_diarizers: dict[tuple[str, str], Any] = {}
+
+
+def whisper_model(name: str, device: str, models_dir: Path) -> Any:
+    key = (name, device)
+    if key not in _whisper:
+        from transcriber.worker.pipeline.transcribe import load_model
+
+        _whisper[key] = load_model(name, device, models_dir)
+    return _whisper[key]
+
+
+def diarizer(spec: str, device: str, models_dir: Path, token: str | None) -> Any:
+    key = (spec, device)
+    if key not in _diarizers:
+        from transcriber.worker.pipeline.diarize import load_diarizer
+
+        _diarizers[key] = load_diarizer(spec, models_dir, device, token)
+    return _diarizers[key]
+
+
+class Context:
+    def __init__(
+        self,
+        audio_path: Path,
+        options: dict[str, Any],
+        model: str,
+        device: str,
+        models_dir: Path,
+        diarization: str,
+        hf_token: str | None,
+    ) -> None:
+        self.audio_path = audio_path
+        self.options = options
+        self.model = model
+        self.device = device
+        self.models_dir = models_dir
+        self.diarization = diarization
+        self.hf_token = hf_token
+        self._audio: np.ndarray | None = None
+
+    @property
+    def audio(self) -> np.ndarray:
+        if self._audio is None:
+            self._audio = load_audio(self.audio_path)
+        return self._audio
+
+    def starting(self, stage: str) -> str:
+        """The first sub-line of a stage: what the worker does before it can count steps."""
+        if stage == "transcribing":
+            if (self.model, self.device) not in _whisper:
+                return f"Loading model {self.model}"
+            return "Reading audio"
+        if stage == "diarizing" and (self.diarization, self.device) not in _diarizers:
+            return "Loading speaker models"
+        return "Starting"
+
+    def run(self, stage: str, previous: Transcript | None, progress: ProgressFn) -> dict[str, Any]:
+        if stage == "transcribing":
+            return self._transcribe(progress).to_dict()
+        if previous is None:
+            raise PipelineError("INTERNAL", "", f"{stage} needs the transcript")
+        if stage == "aligning":
+            return self._align(previous, progress).to_dict()
+        return self._diarize(previous, progress)
+
+    def _transcribe(self, progress: ProgressFn) -> Transcript:
+        from transcriber.worker.pipeline.transcribe import transcribe
+
+        model = whisper_model(self.model, self.device, self.models_dir)
+        if self._audio is None:
+            progress(-1, "Reading audio")
+        audio = self.audio
+        return transcribe(model, audio, self.options, progress, self.model)
+
+    def _align(self, transcript: Transcript, progress: ProgressFn) -> Transcript:
+        if not self.options.get("word_timestamps", True):
+            progress(100, "Word timings not requested")
+            return transcript
+        from transcriber.worker.pipeline.align import align
+
+        model = whisper_model(self.model, self.device, self.models_dir)
+        return align(model, self.audio, transcript, progress)
+
+    def _diarize(self, transcript: Transcript, progress: ProgressFn) -> dict[str, Any]:
+        from transcriber.worker.pipeline.diarize import assign_speakers, diarize
+
+        pipeline = diarizer(self.diarization, self.device, self.models_dir, self.hf_token)
+        turns = diarize(pipeline, self.audio, self.options, progress)
+        data = assign_speakers(transcript, turns).to_dict()
+        data["turns"] = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns]
+        return data

@@ -1,0 +1,196 @@
+"""Child-process side of a job: init, model cache, run the stages of one task, report progress.
+
+Imports nothing from aiohttp or aiosqlite: it must load cleanly in a fresh spawn child.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transcriber.protocol.stages import WORK_STAGES
+from transcriber.worker.pipeline.types import Cancelled, PipelineError, ProgressFn, Transcript
+
+log = logging.getLogger(__name__)
+
+# The work stages in pipeline order, as the protocol names them.
+STAGES = tuple(stage.value for stage in WORK_STAGES)
+
+_queue: Any = None
+
+
+@dataclass(frozen=True)
+class Job:
+    task_id: str
+    attempt: int
+    audio_path: Path
+    work_dir: Path
+    stages: tuple[str, ...]
+    options: dict[str, Any]
+    pipeline: str = "real"
+    model: str = "base"
+    device: str = "auto"
+    models_dir: Path = Path(".")
+    diarization: str = "bundled"
+    hf_token: str | None = None
+    plumbing_stage_seconds: float = 0.3
+
+
+@dataclass
+class JobResult:
+    done_stages: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    language: str | None = None
+
+
+def init(queue: Any, threads: int) -> None:
+    """Executor initializer: the parent handles Ctrl-C; progress goes through `queue`.
+
+    `threads` is this worker's share of the cores: torch and CTranslate2 read OMP_NUM_THREADS
+    when they load, and oversubscribed cores made diarization 4-6 times slower here.
+    """
+    global _queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    _queue = queue
+
+
+def send(message: tuple[Any, ...]) -> None:
+    if _queue is not None:
+        _queue.put(message)
+
+
+class Reporter:
+    """Throttles at the source: one update per whole percent, at most 2 per second.
+
+    Stage changes are always sent. Checks the cancel flag on every call.
+    """
+
+    def __init__(self, job: Job, min_interval: float = 0.5) -> None:
+        self.job = job
+        self.min_interval = min_interval
+        self.stage = ""
+        self._last_pct = -1
+        self._last_time = 0.0
+
+    def start_stage(self, stage: str, detail: str = "Starting") -> None:
+        self.stage = stage
+        self._last_pct = 0
+        self._last_time = time.monotonic()
+        self._emit(0, detail)
+
+    def __call__(self, stage_progress: float, detail: str) -> None:
+        if cancel_flag(self.job.work_dir, self.job.attempt).exists():
+            raise Cancelled(self.stage)
+        now = time.monotonic()
+        if stage_progress < 0:
+            # A phase note ("Loading model"): keeps the percent, obeys the rate limit.
+            if now - self._last_time >= self.min_interval:
+                self._last_time = now
+                self._emit(self._last_pct, detail)
+            return
+        pct = max(0, min(100, int(stage_progress)))
+        if pct <= self._last_pct or now - self._last_time < self.min_interval:
+            return
+        self._last_pct, self._last_time = pct, now
+        self._emit(pct, detail)
+
+    def _emit(self, pct: int, detail: str) -> None:
+        send(("progress", self.job.task_id, self.job.attempt, self.stage, pct, detail))
+
+
+def cancel_flag(work_dir: Path, attempt: int) -> Path:
+    return work_dir / f"cancel-{attempt}"
+
+
+def stage_output(work_dir: Path, stage: str) -> Path:
+    return work_dir / f"{stage}.json"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic: a crash mid-write never leaves a half file that looks finished."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+def run_job(job: Job) -> JobResult:
+    """Run the stages of `job` not finished yet; each stage's output is saved as it ends."""
+    send(("started", job.task_id, job.attempt, os.getpid()))
+    result = JobResult()
+    try:
+        ctx = _context(job)
+        for stage in job.stages:
+            out = stage_output(job.work_dir, stage)
+            if out.exists():
+                # Finished by an earlier attempt: resume after it.
+                result.done_stages.append(stage)
+                continue
+            reporter = Reporter(job)
+            reporter.start_stage(stage, ctx.starting(stage))
+            begin = time.monotonic()
+            output = _run_stage(stage, job, ctx, reporter)
+            write_json(out, output)
+            result.timings[stage] = round(time.monotonic() - begin, 3)
+            result.done_stages.append(stage)
+            language = output.get("language")
+            send(("stage_done", job.task_id, job.attempt, stage, result.timings[stage], language))
+        result.language = _final(job).get("language")
+        return result
+    finally:
+        send(("finished", job.task_id, job.attempt))
+
+
+def _final(job: Job) -> dict[str, Any]:
+    last = job.stages[-1] if job.stages else STAGES[0]
+    data: dict[str, Any] = json.loads(stage_output(job.work_dir, last).read_text())
+    return data
+
+
+def _context(job: Job) -> Any:
+    if job.pipeline == "plumbing":
+        from transcriber.worker.pipeline import plumbing
+
+        return plumbing.Context(job.audio_path, job.plumbing_stage_seconds)
+    from transcriber.worker.pipeline.stages import Context
+
+    return Context(
+        job.audio_path,
+        job.options,
+        job.model,
+        job.device,
+        job.models_dir,
+        job.diarization,
+        job.hf_token,
+    )
+
+
+def _run_stage(stage: str, job: Job, ctx: Any, progress: ProgressFn) -> dict[str, Any]:
+    previous = _previous_output(job, stage)
+    try:
+        output: dict[str, Any] = ctx.run(stage, previous, progress)
+    except (PipelineError, Cancelled):
+        raise
+    except MemoryError as exc:
+        raise PipelineError("OUT_OF_MEMORY", "", f"MemoryError: {exc}") from exc
+    except Exception as exc:
+        if "out of memory" in str(exc).lower():
+            raise PipelineError("OUT_OF_MEMORY", "", f"{type(exc).__name__}: {exc}") from exc
+        raise
+    return output
+
+
+def _previous_output(job: Job, stage: str) -> Transcript | None:
+    index = STAGES.index(stage)
+    for earlier in reversed(STAGES[:index]):
+        path = stage_output(job.work_dir, earlier)
+        if path.exists():
+            return Transcript.from_dict(json.loads(path.read_text()))
+    return None
