@@ -105,7 +105,7 @@ def test_finished_stage_is_not_run_again(
         job(tmp_path, pipeline="plumbing", plumbing_stage_seconds=0.0, stages=("transcribing",))
     )
     assert result.done_stages == ["transcribing"] and result.timings == {}
-    assert [m[0] for m in drain(messages)] == ["started", "finished"]
+    assert [m[0] for m in drain(messages)] == ["finished"]
 
 
 def test_phase_note_keeps_percent_and_rate(

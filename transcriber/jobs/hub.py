@@ -66,6 +66,10 @@ class Hub:
             if not subs:
                 del self._subscribers[task_id]
 
+    def watched(self) -> list[str]:
+        """Tasks with a WebSocket subscriber or a long-poll waiter."""
+        return list(self._subscribers.keys() | self._waiters.keys())
+
     def subscriber_count(self, task_id: str | None = None) -> int:
         if task_id is not None:
             return len(self._subscribers.get(task_id, ()))

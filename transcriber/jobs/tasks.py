@@ -81,6 +81,20 @@ class Tasks:
             self.hub.publish(task_json(task))
         return task
 
+    async def show(self, task_id: str, **changes: Any) -> Task:
+        """Publish a change without writing it, while the task's seq floor allows (see Task).
+
+        For what is computed when served (a queue position): once the floor is reached the
+        change is written like any other.
+        """
+        current = self._cache.get(task_id)
+        if current is None or current.seq + 1 >= current.seq_floor:
+            return await self.update(task_id, **changes)
+        task = current.changed(**changes)
+        self._cache[task_id] = task
+        self.hub.publish(task_json(task))
+        return task
+
     async def record(self, task_id: str, **changes: Any) -> Task:
         """Save changes to fields the snapshot does not show: no new seq, nothing published."""
         current = self._cache.get(task_id) or await self.get(task_id)

@@ -56,13 +56,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX tasks_request_key ON tasks (request_key);
         """,
     ),
+    (
+        "seq floor for queue positions shown without a write",
+        "ALTER TABLE tasks ADD COLUMN seq_floor INTEGER NOT NULL DEFAULT 0;",
+    ),
 ]
 
 COLUMNS = (
     "id, seq, attempt, stage, progress, stage_progress, detail, filename, stored_name, options,"
     " duration, size, error, done_stages, created_at, updated_at, language, timings,"
-    " interruptions, request_key"
+    " interruptions, request_key, seq_floor"
 )
+_UPDATES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[1:])
 
 
 async def migrate(db: aiosqlite.Connection) -> int:
@@ -79,7 +84,7 @@ async def migrate(db: aiosqlite.Connection) -> int:
 def _row_to_task(row: aiosqlite.Row) -> Task:
     return Task(
         id=row["id"],
-        seq=row["seq"],
+        seq=max(row["seq"], row["seq_floor"]),
         attempt=row["attempt"],
         stage=Stage(row["stage"]),
         progress=row["progress"],
@@ -98,6 +103,7 @@ def _row_to_task(row: aiosqlite.Row) -> Task:
         timings=json.loads(row["timings"]),
         interruptions=row["interruptions"],
         request_key=row["request_key"],
+        seq_floor=row["seq_floor"],
     )
 
 
@@ -123,6 +129,7 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         json.dumps(task.timings),
         task.interruptions,
         task.request_key,
+        task.seq_floor,
     )
 
 
@@ -148,10 +155,15 @@ class Store:
         await self._db.close()
 
     async def save(self, task: Task) -> None:
-        """Insert or replace the whole row; called before every publish."""
+        """Insert or update the whole row; called before every publish.
+
+        An upsert, not INSERT OR REPLACE: a replace deletes and re-inserts, renumbering the
+        rowid that breaks ties in the created order.
+        """
         placeholders = ", ".join("?" * len(COLUMNS.split(",")))
         await self._db.execute(
-            f"INSERT OR REPLACE INTO tasks ({COLUMNS}) VALUES ({placeholders})",
+            f"INSERT INTO tasks ({COLUMNS}) VALUES ({placeholders})"
+            f" ON CONFLICT(id) DO UPDATE SET {_UPDATES}",
             _task_to_row(task),
         )
         await self._db.commit()

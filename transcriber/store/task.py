@@ -42,6 +42,9 @@ class Task:
     interruptions: int = 0
     # Hash of an OpenAI-style request (file and options), so a client's retry joins the task.
     request_key: str | None = None
+    # A seq that changes shown only in memory (queue positions) may reach; a reload starts above
+    # it, so no seq is ever published twice.
+    seq_floor: int = 0
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
 

@@ -24,8 +24,11 @@ MAX_WAIT = 60.0
 MAX_PAGE = 200
 
 
-def snapshot_response(snapshot: dict[str, Any], status: int = 200) -> web.Response:
-    response = web.json_response(snapshot, status=status)
+def snapshot_response(
+    snapshot: dict[str, Any], status: int = 200, text: str | None = None
+) -> web.Response:
+    body = json.dumps(snapshot) if text is None else text
+    response = web.json_response(text=body, status=status)
     response.headers["ETag"] = f'"{snapshot["seq"]}"'
     response.headers["Cache-Control"] = "no-cache"
     return response
@@ -172,6 +175,8 @@ async def get_task(request: web.Request) -> web.Response:
     """The snapshot from memory; ETag/If-None-Match; long-poll with ?wait=&since=."""
     task = await request.app[TASKS].require(request.match_info["task_id"])
     hub = request.app[HUB]
+    if task.stage == Stage.QUEUED:
+        await request.app[RUNNER].show_position(task.id)
     snapshot = hub.latest(task.id) or task_json(task)
     if "wait" in request.query:
         wait = min(float(_int_param(request, "wait", 0, 0, 3600)), MAX_WAIT)
@@ -180,7 +185,8 @@ async def get_task(request: web.Request) -> web.Response:
     etag = f'"{snapshot["seq"]}"'
     if request.headers.get("If-None-Match") == etag:
         raise web.HTTPNotModified(headers={"ETag": etag})
-    return snapshot_response(snapshot)
+    # The hub encodes each task's latest snapshot once for every reader.
+    return snapshot_response(snapshot, text=hub.text(snapshot))
 
 
 async def cancel_task(request: web.Request) -> web.Response:

@@ -123,7 +123,6 @@ def write_json(path: Path, data: Any) -> None:
 
 def run_job(job: Job) -> JobResult:
     """Run the stages of `job` not finished yet; each stage's output is saved as it ends."""
-    send(("started", job.task_id, job.attempt, os.getpid()))
     result = JobResult()
     try:
         ctx = _context(job)

@@ -1,0 +1,70 @@
+"""The executor interface: what the coordinator needs from an engine that runs jobs.
+
+An executor owns a fixed number of slots and runs one job per slot at a time. The coordinator
+(jobs/runner.py) keeps the queue, attempts and task state; an executor only runs what it is
+handed, reports the job's progress as events, and returns its result or raises. The local
+executor (jobs/local.py) runs each slot in its own worker process; another engine (a cluster)
+implements the same four methods. docs/architecture.md describes the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from transcriber.worker.process import Job, JobResult
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A job moved within a stage (or entered it, with stage_progress 0)."""
+
+    task_id: str
+    attempt: int
+    stage: str
+    stage_progress: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class StageDone:
+    """A stage's output is saved: a later attempt resumes after it."""
+
+    task_id: str
+    attempt: int
+    stage: str
+    seconds: float
+    language: str | None
+
+
+Event = Progress | StageDone
+EventSink = Callable[[Event], Awaitable[None]]
+
+
+class WorkerLost(Exception):
+    """The process (or machine) running the job died: the job's outcome is unknown."""
+
+
+class Executor(Protocol):
+    """Runs jobs; see the module docstring.
+
+    `run` returns only after every event of the job has been passed to the sink, so the
+    coordinator applies all progress before the final state. It raises the worker's
+    PipelineError, Cancelled after a cancel, or WorkerLost.
+    """
+
+    @property
+    def slots(self) -> int: ...
+
+    async def start(self, sink: EventSink) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def run(self, slot: int, job: Job) -> JobResult: ...
+
+    def cancel(self, job: Job) -> None:
+        """Ask the job to stop at its next progress check; `run` then raises Cancelled."""
+
+
+__all__ = ["Event", "EventSink", "Executor", "Progress", "StageDone", "WorkerLost"]

@@ -1,0 +1,163 @@
+"""The local executor: one single-process pool per slot, each with its own progress channel.
+
+A crash is pinned on the one job that was running in that slot, and only that slot is rebuilt.
+Each slot has its own multiprocessing queue, so a worker killed while it holds its queue's
+write lock silences no other slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
+from typing import Any
+
+from transcriber.jobs.executor import Event, EventSink, Progress, StageDone, WorkerLost
+from transcriber.worker import process as worker
+from transcriber.worker.process import Job, JobResult
+
+log = logging.getLogger(__name__)
+
+
+class _Slot:
+    """A worker process, the queue it reports on, and the thread that reads that queue."""
+
+    def __init__(self, mp: Any, threads: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.channel: Any = mp.Queue()
+        self.pool = ProcessPoolExecutor(
+            1, mp_context=mp, initializer=worker.init, initargs=(self.channel, threads)
+        )
+        self.messages: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, args=(loop,), daemon=True)
+        self._reader.start()
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self.channel.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            except (EOFError, OSError, ValueError):
+                return
+            except Exception:
+                log.exception("unreadable progress message")
+                continue
+            if isinstance(message, tuple) and len(message) >= 3:
+                loop.call_soon_threadsafe(self.messages.put_nowait, message)
+
+    async def close(self) -> None:
+        _terminate(self.pool)
+        self._stop.set()
+        await asyncio.to_thread(self._reader.join, 5)
+        self.channel.close()
+        self.channel.cancel_join_thread()
+
+
+class LocalExecutor:
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._mp = multiprocessing.get_context("spawn")
+        self._threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        self._slots: list[_Slot] = []
+        self._pumps: list[asyncio.Task[None]] = []
+        self._finished: dict[tuple[str, int], asyncio.Event] = {}
+        self._sink: EventSink | None = None
+
+    @property
+    def slots(self) -> int:
+        return self._workers
+
+    async def start(self, sink: EventSink) -> None:
+        self._sink = sink
+        for index in range(self._workers):
+            self._slots.append(self._new_slot())
+            self._pumps.append(asyncio.create_task(self._pump(index)))
+
+    async def stop(self) -> None:
+        for pump in self._pumps:
+            pump.cancel()
+        for pump in self._pumps:
+            with suppress(asyncio.CancelledError):
+                await pump
+        for slot in self._slots:
+            await slot.close()
+
+    def _new_slot(self) -> _Slot:
+        return _Slot(self._mp, self._threads, asyncio.get_running_loop())
+
+    async def run(self, slot: int, job: Job) -> JobResult:
+        key = (job.task_id, job.attempt)
+        finished = self._finished[key] = asyncio.Event()
+        try:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._slots[slot].pool, worker.run_job, job)
+            # Progress travels on the slot's channel: hand all of it over before the result.
+            with suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), 10)
+            return result
+        except BrokenProcessPool as exc:
+            await self._rebuild(slot)
+            raise WorkerLost(f"worker process died: {exc}") from exc
+        finally:
+            self._finished.pop(key, None)
+
+    def cancel(self, job: Job) -> None:
+        worker.cancel_flag(job.work_dir, job.attempt).touch()
+
+    async def _rebuild(self, index: int) -> None:
+        old = self._slots[index]
+        self._slots[index] = self._new_slot()
+        self._pumps[index].cancel()
+        self._pumps[index] = asyncio.create_task(self._pump(index))
+        await old.close()
+
+    async def _pump(self, index: int) -> None:
+        messages = self._slots[index].messages
+        while True:
+            message = await messages.get()
+            try:
+                await self._deliver(message)
+            except Exception:
+                log.exception("could not apply progress message %r", message)
+
+    async def _deliver(self, message: tuple[Any, ...]) -> None:
+        kind, task_id, attempt = message[:3]
+        if kind == "finished":
+            event = self._finished.get((task_id, attempt))
+            if event is not None:
+                event.set()
+            return
+        decoded = _decode(kind, task_id, attempt, message[3:])
+        if decoded is not None and self._sink is not None:
+            await self._sink(decoded)
+
+
+def _decode(kind: str, task_id: str, attempt: int, rest: tuple[Any, ...]) -> Event | None:
+    if kind == "progress":
+        stage, pct, detail = rest
+        return Progress(task_id, attempt, stage, int(pct), str(detail))
+    if kind == "stage_done":
+        stage, seconds, language = rest
+        return StageDone(task_id, attempt, stage, float(seconds), language)
+    log.warning("unknown progress message kind %r", kind)
+    return None
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop worker processes now: a job may run for many minutes, shutdown must not wait."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    for process in processes:
+        with suppress(Exception):
+            process.terminate()
+    for process in processes:
+        with suppress(Exception):
+            process.join(5)
+    # With its workers gone the pool sees itself broken and its threads and queues close.
+    pool.shutdown(wait=True, cancel_futures=True)
