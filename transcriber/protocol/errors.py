@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from transcriber.protocol.stages import Stage
+
 # code -> (HTTP status when it answers a request, plain message for a person)
 CODES: dict[str, tuple[int, str]] = {
     "BAD_REQUEST": (400, "The request is not valid."),
@@ -30,8 +34,36 @@ CODES: dict[str, tuple[int, str]] = {
 }
 
 
+class ErrorBody(BaseModel):
+    """The one error shape: HTTP answers, WebSocket errors and failed tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(json_schema_extra={"enum": [code for code in sorted(CODES)]})
+    message: str = Field(description="Plain words for a person.")
+    detail: str = Field(description="Technical detail: what failed and how.")
+    task_id: str | None = Field(default=None, description="The task concerned, where there is one.")
+    stage: Stage | None = Field(default=None, description="A failed task's stage when it failed.")
+
+    @field_validator("code")
+    @classmethod
+    def _known(cls, code: str) -> str:
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code}")
+        return code
+
+
+class ErrorResponse(BaseModel):
+    """Every HTTP error answer: {"error": {...}}."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorBody
+
+
 def error_body(code: str, message: str | None = None, detail: str = "") -> dict[str, Any]:
-    return {"code": code, "message": message or CODES[code][1], "detail": detail}
+    body = ErrorBody(code=code, message=message or CODES[code][1], detail=detail)
+    return body.model_dump(exclude_none=True)
 
 
 class ApiError(Exception):

@@ -5,114 +5,53 @@ tests/test_openapi.py keeps it true: every route is described, every answer matc
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from transcriber import __version__
-from transcriber.protocol.errors import CODES
-from transcriber.protocol.options import DEFAULT_OPTIONS
-from transcriber.protocol.stages import Stage
+from transcriber.protocol.errors import ErrorResponse
+from transcriber.protocol.messages import ClientMessage, ServerMessage
+from transcriber.protocol.options import Options
+from transcriber.protocol.snapshot import NewTask, Snapshot, TaskList
 from transcriber.worker.pipeline.formats import FORMATS
 
+_REF = "#/components/schemas/{model}"
+# The components, generated from the protocol's models: responses in serialization mode,
+# request bodies in validation mode. The WebSocket messages are listed too, for clients.
+_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    (ErrorResponse, "serialization"),
+    (Snapshot, "serialization"),
+    (TaskList, "serialization"),
+    (NewTask, "validation"),
+    (Options, "validation"),
+    (ClientMessage, "validation"),
+    (ServerMessage, "serialization"),
+]
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+
+@cache
+def schemas() -> dict[str, Any]:
+    _, top = models_json_schema(_MODELS, ref_template=_REF)
+    defs: dict[str, Any] = top["$defs"]
+    return defs
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-ERR = _json(_ref("Error"), "Error")
+ERR = _json(_ref(ErrorResponse), "Error")
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
-NULLABLE_STR = {"type": ["string", "null"]}
-NULLABLE_INT = {"type": ["integer", "null"], "minimum": 1, "maximum": 32}
 
-OPTIONS_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "language": NULLABLE_STR,
-        "model": NULLABLE_STR,
-        "task": {"enum": ["transcribe", "translate"]},
-        "diarize": {"type": "boolean"},
-        "word_timestamps": {"type": "boolean"},
-        "num_speakers": NULLABLE_INT,
-        "min_speakers": NULLABLE_INT,
-        "max_speakers": NULLABLE_INT,
-        "initial_prompt": NULLABLE_STR,
-    },
-}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message", "detail"],
-                "properties": {
-                    "code": {"enum": sorted(CODES)},
-                    "message": {"type": "string"},
-                    "detail": {"type": "string"},
-                    "task_id": {"type": "string"},
-                },
-            }
-        },
-    },
-    "Options": OPTIONS_SCHEMA,
-    "Task": {
-        "type": "object",
-        "required": [
-            "id",
-            "seq",
-            "attempt",
-            "stage",
-            "progress",
-            "stage_progress",
-            "detail",
-            "filename",
-            "duration",
-            "options",
-            "created_at",
-            "updated_at",
-            "error",
-            "links",
-        ],
-        "properties": {
-            "id": {"type": "string"},
-            "seq": {"type": "integer", "minimum": 1},
-            "attempt": {"type": "integer", "minimum": 0},
-            "stage": {"enum": [s.value for s in Stage]},
-            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-            "stage_progress": {"type": "integer", "minimum": 0, "maximum": 100},
-            "detail": {"type": "string"},
-            "filename": {"type": "string"},
-            "size": {"type": "integer"},
-            "duration": {"type": ["number", "null"]},
-            "language": NULLABLE_STR,
-            "options": OPTIONS_SCHEMA,
-            "created_at": {"type": "string"},
-            "updated_at": {"type": "string"},
-            "error": {"type": ["object", "null"]},
-            "links": {"type": "object"},
-        },
-    },
-    "TaskList": {
-        "type": "object",
-        "required": ["tasks", "total", "limit", "offset"],
-        "properties": {
-            "tasks": {"type": "array", "items": _ref("Task")},
-            "total": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "offset": {"type": "integer"},
-        },
-    },
-}
-
-_TASK = _json(_ref("Task"), "The task snapshot")
+_TASK = _json(_ref(Snapshot), "The task snapshot")
 _UPLOAD_ERRORS = {"400": ERR, "413": ERR, "415": ERR, "422": ERR}
 
 
@@ -125,7 +64,11 @@ def _task_op(summary: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return _op(summary, {"200": ok, "404": ERR, "409": ERR}, **extra)
 
 
-_OPTION_FIELDS = {k: {"type": "string"} for k in DEFAULT_OPTIONS}
+# Form fields and query parameters are text; the Options model reads them from strings.
+_OPTION_FIELDS = {
+    name: {"type": "string", "description": field.description or name}
+    for name, field in Options.model_fields.items()
+}
 _CREATE_BODY = {
     "required": True,
     "content": {
@@ -136,17 +79,7 @@ _CREATE_BODY = {
                 "properties": {"file": {"type": "string", "format": "binary"}} | _OPTION_FIELDS,
             }
         },
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["filename"],
-                "properties": {
-                    "filename": {"type": "string"},
-                    "size": {"type": "integer"},
-                    "options": OPTIONS_SCHEMA,
-                },
-            }
-        },
+        "application/json": {"schema": _ref(NewTask)},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
     },
 }
@@ -172,7 +105,7 @@ PATHS: dict[str, Any] = {
     "/api/tasks": {
         "get": _op(
             "List tasks, newest first",
-            {"200": _json(_ref("TaskList"), "Page"), "400": ERR},
+            {"200": _json(_ref(TaskList), "Page"), "400": ERR},
             parameters=_PAGE,
         ),
         "post": _op(
@@ -278,7 +211,7 @@ def build() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "transcriber", "version": __version__},
         "paths": PATHS,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": schemas()},
     }
 
 

@@ -5,25 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from contextlib import suppress
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from pydantic import ValidationError
 
 from transcriber.jobs.hub import Hub, Snapshot
 from transcriber.protocol.errors import ApiError, error_body
+from transcriber.protocol.messages import PROTOCOL, ClientMessage, Ping, Unsubscribe
 from transcriber.web.keys import CONFIG, HUB, SOCKETS, TASKS
 
 log = logging.getLogger(__name__)
 
-PROTOCOL = 1
 MAX_MESSAGE = 64 * 1024
 MAX_SUBSCRIPTIONS = 1000
 # A client this far behind is not reading; drop it rather than hold its backlog.
 MAX_BACKLOG = 10_000
-TASK_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
 class Outbox:
@@ -144,40 +143,46 @@ def _error(
 
 async def _handle(request: web.Request, outbox: Outbox, subscriptions: set[str], data: str) -> None:
     try:
-        message = json.loads(data)
+        raw = json.loads(data)
     except json.JSONDecodeError as exc:
         _error(outbox, "BAD_MESSAGE", f"not JSON: {exc}")
         return
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        _error(outbox, "BAD_MESSAGE", "a message is a JSON object with a string 'type'")
+    try:
+        message = ClientMessage.model_validate(raw).root
+    except ValidationError as exc:
+        detail, task_id = _refusal(raw, exc)
+        _error(outbox, "BAD_MESSAGE", detail, task_id=task_id)
         return
-    kind = message["type"]
-    if kind == "ping":
+    if isinstance(message, Ping):
         outbox.push({"type": "pong"})
-    elif kind in ("subscribe", "unsubscribe"):
-        await _subscription(request, outbox, subscriptions, message)
+    elif isinstance(message, Unsubscribe):
+        subscriptions.discard(message.task_id)
+        request.app[HUB].unsubscribe(message.task_id, outbox)
     else:
-        _error(outbox, "BAD_MESSAGE", f"unknown message type {kind!r}")
+        await _subscribe(request, outbox, subscriptions, message.task_id)
 
 
-async def _subscription(
-    request: web.Request, outbox: Outbox, subscriptions: set[str], message: dict[str, Any]
+def _refusal(raw: Any, exc: ValidationError) -> tuple[str, Any]:
+    """What the client did wrong, in words, and the task_id it sent (to say which one)."""
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if not isinstance(kind, str):
+        return "a message is a JSON object with a string 'type'", None
+    first = exc.errors()[0]
+    if first["type"] == "union_tag_invalid":
+        return f"unknown message type {kind!r}", None
+    task_id = raw.get("task_id")
+    field = first["loc"][1] if len(first["loc"]) > 1 else None
+    if field == "task_id":
+        return f"task_id must be a task id, not {task_id!r}", task_id
+    if field == "last_seq":
+        return "last_seq must be a whole number", task_id
+    return first["msg"], task_id
+
+
+async def _subscribe(
+    request: web.Request, outbox: Outbox, subscriptions: set[str], task_id: str
 ) -> None:
     hub: Hub = request.app[HUB]
-    task_id = message.get("task_id")
-    if not isinstance(task_id, str) or not TASK_ID.match(task_id):
-        _error(
-            outbox, "BAD_MESSAGE", f"task_id must be a task id, not {task_id!r}", task_id=task_id
-        )
-        return
-    last_seq = message.get("last_seq")
-    if last_seq is not None and (not isinstance(last_seq, int) or isinstance(last_seq, bool)):
-        _error(outbox, "BAD_MESSAGE", "last_seq must be a whole number", task_id=task_id)
-        return
-    if message["type"] == "unsubscribe":
-        subscriptions.discard(task_id)
-        hub.unsubscribe(task_id, outbox)
-        return
     task = await request.app[TASKS].get(task_id)
     snapshot = hub.latest(task_id)
     if task is None or snapshot is None:

@@ -1,0 +1,67 @@
+"""The task snapshot: the one JSON shape of a task, for HTTP and WebSocket alike.
+
+store/task.py::task_json builds it as a plain dict (it is on the hot path of every progress
+update); tests/test_schema.py checks that what it builds is exactly this model.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from transcriber.protocol.errors import ErrorBody
+from transcriber.protocol.options import Options
+from transcriber.protocol.stages import Stage
+
+TASK_ID_PATTERN = r"^[0-9a-f]{16}$"
+_EXACT = ConfigDict(extra="forbid")
+
+
+class Links(BaseModel):
+    model_config = _EXACT
+
+    self_: str = Field(alias="self", description="This snapshot.")
+    transcript: str = Field(description="The transcript, once complete (?format=...).")
+    audio: str = Field(description="The original audio, with Range support.")
+    rttm: str = Field(description="Speaker turns as RTTM, once complete.")
+
+
+class Snapshot(BaseModel):
+    """A task as its watchers see it; seq goes up by one with every change."""
+
+    model_config = _EXACT
+
+    id: str = Field(pattern=TASK_ID_PATTERN)
+    seq: int = Field(ge=1)
+    attempt: int = Field(ge=0, description="Runs of the pipeline so far.")
+    stage: Stage
+    progress: int = Field(ge=0, le=100, description="Overall whole percent.")
+    stage_progress: int = Field(ge=0, le=100, description="Whole percent within the stage.")
+    detail: str = Field(description="A short sub-line for a person.")
+    filename: str
+    size: int = Field(ge=0, description="Bytes of the upload.")
+    duration: float | None = Field(description="Seconds of audio, once known.")
+    language: str | None = Field(description="The language spoken, once known.")
+    options: Options
+    created_at: str
+    updated_at: str
+    error: ErrorBody | None
+    links: Links
+
+
+class TaskList(BaseModel):
+    """A page of tasks, newest first."""
+
+    model_config = _EXACT
+
+    tasks: list[Snapshot]
+    total: int = Field(ge=0)
+    limit: int = Field(ge=1)
+    offset: int = Field(ge=0)
+
+
+class NewTask(BaseModel):
+    """The JSON body of POST /api/tasks: the first step of the two-step upload."""
+
+    filename: str
+    size: int | None = Field(default=None, ge=0, description="Bytes the PUT will send.")
+    options: Options | None = None
