@@ -83,3 +83,26 @@ def test_cli_flags_reach_config() -> None:
         "cpu",
     )
     assert config.access_log is True
+
+
+def test_every_setting_is_a_flag_and_a_variable_with_its_help() -> None:
+    import argparse
+    import dataclasses
+
+    from transcriber.config import add_flags, env_name
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    text = " ".join(parser.format_help().split())
+    for f in dataclasses.fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in text and env_name(f.name) in text, f.name
+        assert f.metadata["help"] in text, f.name
+    samples = {"port": "9", "heartbeat": "2.5", "allowed_origins": "a,b", "data_dir": "/d"}
+    config = Config.from_env({env_name(k): v for k, v in samples.items()})
+    assert (config.port, config.heartbeat, config.allowed_origins, config.data_dir) == (
+        9,
+        2.5,
+        ("a", "b"),
+        Path("/d"),
+    )

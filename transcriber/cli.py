@@ -10,32 +10,12 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from transcriber.config import DEVICES, PIPELINES, Config
+from transcriber.config import Config, add_flags
 
 
 def _serve_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the server (every option also as TRANSCRIBER_*)")
-    p.add_argument("--host", help="address to bind (TRANSCRIBER_HOST, default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (TRANSCRIBER_PORT, default 8000)")
-    p.add_argument("--data-dir", help="database and files (TRANSCRIBER_DATA_DIR, default ./data)")
-    p.add_argument("--models-dir", help="model cache (TRANSCRIBER_MODELS_DIR)")
-    p.add_argument("--workers", type=int, help="worker processes (TRANSCRIBER_WORKERS, 1)")
-    p.add_argument("--model", help="whisper model: base, tiny.en, a folder or a hub name")
-    p.add_argument("--device", choices=DEVICES, help="auto, cpu or cuda (TRANSCRIBER_DEVICE)")
-    p.add_argument("--diarization", help="'bundled', a pretrained pipeline name or a folder")
-    p.add_argument("--hf-token", help="hub token for pretrained pipelines (TRANSCRIBER_HF_TOKEN)")
-    p.add_argument("--pipeline", choices=PIPELINES, help="'plumbing' only for tests")
-    p.add_argument("--token", help="require this bearer token (TRANSCRIBER_TOKEN)")
-    p.add_argument("--heartbeat", type=float, help="WebSocket heartbeat seconds (30)")
-    p.add_argument("--max-upload-bytes", type=int, help="upload size cap (4 GiB)")
-    p.add_argument("--max-audio-seconds", type=float, help="audio duration cap (6 h)")
-    p.add_argument("--allowed-origins", help="comma-separated extra WebSocket origins")
-    p.add_argument(
-        "--access-log",
-        action="store_true",
-        default=None,
-        help="log every request (TRANSCRIBER_ACCESS_LOG)",
-    )
+    add_flags(p)
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:

@@ -1,9 +1,14 @@
-"""Server configuration: one frozen dataclass, filled from TRANSCRIBER_* variables and CLI flags."""
+"""Server settings, declared once: each field of Config is a `transcriber serve --flag` and a
+TRANSCRIBER_* variable, with the help text written here (cli.py generates both from it).
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,29 +20,35 @@ PIPELINES = ("real", "plumbing")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def setting(default: Any = None, help: str = "", choices: tuple[str, ...] = (), **kw: Any) -> Any:
+    """A Config field that is also a command-line flag and an environment variable."""
+    meta = {"help": help, "choices": choices}
+    if "default_factory" in kw:
+        return field(default_factory=kw["default_factory"], metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class Config:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: Path = Path("data")
-    models_dir: Path = field(default_factory=default_models_dir)
-    workers: int = 1
-    model: str = "base"
-    device: str = "auto"
-    diarization: str = "bundled"
-    hf_token: str | None = None
-    # "plumbing" walks the stages without models: only for fast tests of the server itself.
-    pipeline: str = "real"
-    max_upload_bytes: int = 4 * 1024**3
-    max_audio_seconds: float = 6 * 3600.0
-    heartbeat: float = 30.0
-    token: str | None = None
-    allowed_origins: tuple[str, ...] = ()
-    max_attempts: int = 3
+    host: str = setting("127.0.0.1", "address to bind")
+    port: int = setting(8000, "port to listen on")
+    data_dir: Path = setting(Path("data"), "folder for the database and the tasks' files")
+    models_dir: Path = setting(default_factory=default_models_dir, help="model cache")
+    workers: int = setting(1, "worker processes, one job each")
+    model: str = setting("base", "whisper model: base, tiny.en, a folder or a hub name")
+    device: str = setting("auto", "where models run", DEVICES)
+    diarization: str = setting("bundled", "'bundled', a pretrained pipeline name or a folder")
+    hf_token: str | None = setting(None, "hub token for pretrained pipelines")
+    pipeline: str = setting("real", "'plumbing' walks the stages without models (tests)", PIPELINES)
+    max_upload_bytes: int = setting(4 * 1024**3, "upload size cap in bytes (4 GiB)")
+    max_audio_seconds: float = setting(6 * 3600.0, "audio duration cap in seconds (6 h)")
+    heartbeat: float = setting(30.0, "WebSocket heartbeat in seconds")
+    token: str | None = setting(None, "require this bearer token")
+    allowed_origins: tuple[str, ...] = setting((), "comma-separated extra WebSocket origins")
+    max_attempts: int = setting(3, "restarts a task may be cut by before it fails INTERRUPTED")
     # aiohttp's per-request log line costs about a quarter of a small GET: off unless asked.
-    access_log: bool = False
-    # Seconds per stage of the plumbing pipeline.
-    plumbing_stage_seconds: float = 0.3
+    access_log: bool = setting(False, "log every request")
+    plumbing_stage_seconds: float = setting(0.3, "seconds per stage of the plumbing pipeline")
 
     def __post_init__(self) -> None:
         if self.pipeline not in PIPELINES:
@@ -65,25 +76,47 @@ class Config:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            raw = env.get("TRANSCRIBER_" + f.name.upper())
+            raw = env.get(env_name(f.name))
             if raw is not None and raw != "":
-                values[f.name] = _parse(f.name, raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        for name in ("data_dir", "models_dir"):
-            if name in values:
-                values[name] = Path(values[name])
-        if "allowed_origins" in values and isinstance(values["allowed_origins"], str):
-            values["allowed_origins"] = _parse("allowed_origins", values["allowed_origins"])
+                values[f.name] = parse_value(f.name, raw)
+            if overrides.get(f.name) is not None:
+                value = overrides[f.name]
+                values[f.name] = parse_value(f.name, value) if isinstance(value, str) else value
         return cls(**values)
 
 
-def _parse(name: str, raw: str) -> Any:
-    if name in ("port", "workers", "max_upload_bytes", "max_attempts"):
-        return int(raw)
-    if name in ("heartbeat", "max_audio_seconds", "plumbing_stage_seconds"):
-        return float(raw)
-    if name == "access_log":
+def env_name(name: str) -> str:
+    return "TRANSCRIBER_" + name.upper()
+
+
+def _kind(name: str) -> Any:
+    """The field's type with None taken out of an optional."""
+    hint = typing.get_type_hints(Config)[name]
+    if isinstance(hint, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def parse_value(name: str, raw: str) -> Any:
+    kind = _kind(name)
+    if kind is bool:
         return raw.lower() in ("1", "true", "yes", "on")
-    if name == "allowed_origins":
-        return tuple(o.strip() for o in raw.split(",") if o.strip())
-    return raw
+    if typing.get_origin(kind) is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return kind(raw)
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per Config field; every flag defaults to None so the environment shows through."""
+    for f in dataclasses.fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        shown = "" if default in (None, (), False) else f", default {default}"
+        help_text = f"{f.metadata['help']} ({env_name(f.name)}{shown})"
+        if _kind(f.name) is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=help_text)
+        else:
+            choices = f.metadata["choices"] or None
+            parser.add_argument(flag, choices=choices, help=help_text.replace("%", "%%"))
