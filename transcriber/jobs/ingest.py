@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import BodyPartReader
+from aiohttp import BodyPartReader, MultipartReader
 
 from transcriber.config import Config
 from transcriber.jobs.tasks import Tasks
@@ -15,6 +15,28 @@ from transcriber.protocol.errors import CODES, ApiError
 from transcriber.store.task import Task
 from transcriber.worker.pipeline.audio import probe
 from transcriber.worker.pipeline.types import PipelineError
+
+
+async def form_until_file(reader: MultipartReader) -> tuple[dict[str, list[str]], BodyPartReader]:
+    """The one multipart loop: the text fields sent before the `file` part, and that part.
+
+    The file is streamed, never held: options must come before it (curl -F keeps the order).
+    """
+    fields: dict[str, list[str]] = {}
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            raise ApiError("BAD_REQUEST", "Unexpected part in the form.")
+        if part.name == "file":
+            return fields, part
+        value = (await part.read(decode=True)).decode("utf-8", "replace")
+        fields.setdefault(part.name, []).append(value)
+    raise ApiError("BAD_REQUEST", "The form has no 'file' field.")
+
+
+async def drain_form(reader: MultipartReader) -> None:
+    """Read past whatever follows the file part; it is not used."""
+    while await reader.next() is not None:
+        pass
 
 
 async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:

@@ -7,10 +7,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from transcriber import __version__
-from transcriber.jobs.ingest import ingest, part_chunks
+from transcriber.jobs.ingest import drain_form, form_until_file, ingest, part_chunks
 from transcriber.jobs.options import parse_options
 from transcriber.jobs.upload import CHUNK, clean_filename, stored_suffix
 from transcriber.protocol.errors import ApiError
@@ -92,29 +92,14 @@ async def _create_raw(request: web.Request) -> web.Response:
 
 async def _create_multipart(request: web.Request) -> web.Response:
     reader = await request.multipart()
-    fields: dict[str, str] = {}
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise ApiError("BAD_REQUEST", "Nested multipart bodies are not accepted.")
-        if part.name == "file":
-            options = parse_options(fields)
-            filename = clean_filename(part.filename)
-            _check_declared(request, request.content_length)
-            task = await request.app[TASKS].create(filename, options, stored_suffix(filename))
-            response = await _finish_upload(
-                request, task, part_chunks(part), None, request.content_length
-            )
-            await _drain_trailing(reader, task)
-            return response
-        if part.name:
-            fields[part.name] = (await part.read(decode=True)).decode("utf-8", "replace")
-    raise ApiError("BAD_REQUEST", "The form has no 'file' field.")
-
-
-async def _drain_trailing(reader: Any, task: Task) -> None:
-    # Fields after the file are not read: options must come before the file.
-    while await reader.next() is not None:
-        log.debug("ignoring a form field after the file for task %s", task.id)
+    fields, part = await form_until_file(reader)
+    options = parse_options({name: values[-1] for name, values in fields.items()})
+    filename = clean_filename(part.filename)
+    _check_declared(request, request.content_length)
+    task = await request.app[TASKS].create(filename, options, stored_suffix(filename))
+    response = await _finish_upload(request, task, part_chunks(part), None, request.content_length)
+    await drain_form(reader)
+    return response
 
 
 def _check_declared(request: web.Request, length: int | None) -> None:

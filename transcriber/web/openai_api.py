@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from transcriber.jobs.ingest import ingest, part_chunks
+from transcriber.jobs.ingest import drain_form, form_until_file, ingest, part_chunks
 from transcriber.jobs.options import parse_options
 from transcriber.jobs.results import final_output
 from transcriber.jobs.upload import clean_filename, stored_suffix
@@ -53,18 +53,10 @@ async def _transcribe(request: web.Request) -> web.StreamResponse:
     if request.content_type != "multipart/form-data":
         raise ApiError("BAD_REQUEST", "Send multipart/form-data with a 'file' field.")
     reader = await request.multipart()
-    fields: dict[str, list[str]] = {}
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name is None:
-            raise ApiError("BAD_REQUEST", "Unexpected part in the form.")
-        if part.name == "file":
-            task = await _ingest_file(request, part, fields)
-            while await reader.next() is not None:
-                pass  # the client sends fields first; anything after the file is ignored
-            return await _answer(request, task, fields)
-        value = (await part.read(decode=True)).decode("utf-8", "replace")
-        fields.setdefault(part.name, []).append(value)
-    raise ApiError("BAD_REQUEST", "The form has no 'file' field.")
+    fields, part = await form_until_file(reader)
+    task = await _ingest_file(request, part, fields)
+    await drain_form(reader)
+    return await _answer(request, task, fields)
 
 
 def _first(fields: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
