@@ -36,7 +36,8 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel  # noqa: E402
 from tests.speech_truth import SPEECH, TrueWord, start_errors, truth, wer  # noqa: E402
 from transcriber.worker.pipeline.align import align  # noqa: E402
 from transcriber.worker.pipeline.audio import load_audio  # noqa: E402
-from transcriber.worker.pipeline.transcribe import load_model, transcribe  # noqa: E402
+from transcriber.worker.pipeline.models import load_model  # noqa: E402
+from transcriber.worker.pipeline.transcribe import transcribe  # noqa: E402
 from transcriber.worker.pipeline.types import Segment, Transcript, Word  # noqa: E402
 
 T = TypeVar("T")

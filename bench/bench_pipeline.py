@@ -90,7 +90,7 @@ def direct_run(model: str, device: str, audio_path: Path, models_dir: Path) -> d
     """faster-whisper called directly, with the settings the server's worker uses."""
     from faster_whisper import WhisperModel, decode_audio
 
-    from transcriber.worker.pipeline.transcribe import resolve_model
+    from transcriber.worker.pipeline.models import resolve_model
 
     t0 = time.perf_counter()
     whisper = WhisperModel(

@@ -21,7 +21,8 @@ from transcriber.worker.pipeline.align import CtcAligner, _refine, align
 from transcriber.worker.pipeline.audio import load_audio
 from transcriber.worker.pipeline.ctc import Span, Vocabulary, to_words, word_spans
 from transcriber.worker.pipeline.ctc_models import load_ctc_model
-from transcriber.worker.pipeline.transcribe import load_model, transcribe
+from transcriber.worker.pipeline.models import load_model
+from transcriber.worker.pipeline.transcribe import transcribe
 from transcriber.worker.pipeline.types import Cancelled, PipelineError, Segment, Transcript, Word
 
 os.environ["HF_HUB_OFFLINE"] = "1"

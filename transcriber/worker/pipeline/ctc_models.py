@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from transcriber.worker.pipeline.transcribe import hub_offline
+from transcriber.worker.pipeline.models import hub_offline
 from transcriber.worker.pipeline.types import PipelineError
 
 log = logging.getLogger(__name__)

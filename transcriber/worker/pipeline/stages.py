@@ -21,7 +21,7 @@ _diarizers: dict[tuple[str, str], Any] = {}
 def whisper_model(name: str, device: str, models_dir: Path) -> Any:
     key = (name, device)
     if key not in _whisper:
-        from transcriber.worker.pipeline.transcribe import load_model
+        from transcriber.worker.pipeline.models import load_model
 
         _whisper[key] = load_model(name, device, models_dir)
     return _whisper[key]
