@@ -289,3 +289,41 @@ def test_ctc_models_unavailable(tmp_path: Path) -> None:
         load_ctc_model(str(tmp_path / "broken"), tmp_path)
     assert caught.value.code == "MODEL_UNAVAILABLE"
     assert "FileNotFoundError" in caught.value.detail
+
+
+def test_aligner_ctc_setting_runs_the_ctc_model_in_the_worker(tmp_path: Path) -> None:
+    """`--aligner ctc --align-model DIR` reaches the worker's Aligning stage: real forced_align."""
+    from transcriber.config import Config
+    from transcriber.worker import process
+
+    (tmp_path / "ctc").mkdir()
+    folder = hugging_face_folder(tmp_path / "ctc")
+    config = Config(aligner="ctc", align_model=str(folder))
+    work = tmp_path / "work"
+    work.mkdir()
+    transcript = Transcript(
+        "en", 4.0, "x", [Segment(0, 0.2, 1.8, "hello there"), Segment(1, 2.0, 3.8, "general")]
+    )
+    (work / "transcribing.json").write_text(json.dumps(transcript.to_dict()))
+    job = process.Job(
+        task_id="t",
+        attempt=1,
+        audio_path=SPEECH,
+        work_dir=work,
+        stages=("transcribing", "aligning"),
+        options={"diarize": False},
+        model="tiny.en",
+        device="cpu",
+        models_dir=tmp_path,
+        aligner=config.aligner,
+        align_model=config.align_model,
+    )
+    result = process.run_job(job)
+    assert result.done_stages == ["transcribing", "aligning"]
+    aligned = json.loads((work / "aligning.json").read_text())
+    words = [[w["word"] for w in seg["words"]] for seg in aligned["segments"]]
+    assert words == [["hello", "there"], ["general"]]
+    first = aligned["segments"][0]["words"]
+    assert 0.0 <= first[0]["start"] <= first[0]["end"] <= first[1]["start"] <= 2.1
+    with pytest.raises(ValueError, match="aligner ctc needs align_model"):
+        Config(aligner="ctc")

@@ -17,6 +17,7 @@ from typing import Any
 from transcriber.worker.assets import default_models_dir
 
 PIPELINES = ("real", "plumbing")
+ALIGNERS = ("whisper", "ctc")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -37,6 +38,12 @@ class Config:
     workers: int = setting(1, "worker processes, one job each")
     model: str = setting("base", "whisper model: base, tiny.en, a folder or a hub name")
     device: str = setting("auto", "where models run", DEVICES)
+    aligner: str = setting(
+        "whisper", "word timings: Whisper cross-attention, or a wav2vec2 CTC model", ALIGNERS
+    )
+    align_model: str | None = setting(
+        None, "for --aligner ctc: a torchaudio bundle name or a Hugging Face wav2vec2 folder"
+    )
     diarization: str = setting("bundled", "'bundled', a pretrained pipeline name or a folder")
     hf_token: str | None = setting(None, "hub token for pretrained pipelines")
     pipeline: str = setting("real", "'plumbing' walks the stages without models (tests)", PIPELINES)
@@ -55,6 +62,10 @@ class Config:
             raise ValueError(f"pipeline must be one of {PIPELINES}, not {self.pipeline!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
+        if self.aligner not in ALIGNERS:
+            raise ValueError(f"aligner must be one of {ALIGNERS}, not {self.aligner!r}")
+        if self.aligner == "ctc" and not self.align_model:
+            raise ValueError("aligner ctc needs align_model (a bundle name or a model folder)")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         if self.heartbeat <= 0:

@@ -179,6 +179,8 @@ class Runner:
             model=task.options.get("model") or c.model,
             device=c.device,
             models_dir=c.models_dir,
+            aligner=c.aligner,
+            align_model=c.align_model,
             diarization=c.diarization,
             hf_token=c.hf_token,
             plumbing_stage_seconds=c.plumbing_stage_seconds,

@@ -37,6 +37,8 @@ class Job:
     model: str = "base"
     device: str = "auto"
     models_dir: Path = Path(".")
+    aligner: str = "whisper"
+    align_model: str | None = None
     diarization: str = "bundled"
     hf_token: str | None = None
     plumbing_stage_seconds: float = 0.3
@@ -168,6 +170,8 @@ def _context(job: Job) -> Any:
         job.models_dir,
         job.diarization,
         job.hf_token,
+        aligner=job.aligner,
+        align_model=job.align_model,
     )
 
 

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 # Held for the life of the worker process: loading costs seconds, a task may take minutes.
 _whisper: dict[tuple[str, str], Any] = {}
 _diarizers: dict[tuple[str, str], Any] = {}
+_ctc_aligners: dict[tuple[str, str], Any] = {}
 
 
 def whisper_model(name: str, device: str, models_dir: Path) -> Any:
@@ -36,6 +37,20 @@ def diarizer(spec: str, device: str, models_dir: Path, token: str | None) -> Any
     return _diarizers[key]
 
 
+def ctc_aligner(source: str, device: str, models_dir: Path) -> Any:
+    key = (source, device)
+    if key not in _ctc_aligners:
+        from transcriber.worker.pipeline.ctc import CtcAligner
+
+        resolved = device
+        if device == "auto":
+            import torch
+
+            resolved = "cuda" if torch.cuda.is_available() else "cpu"
+        _ctc_aligners[key] = CtcAligner(source, models_dir, resolved)
+    return _ctc_aligners[key]
+
+
 class Context:
     def __init__(
         self,
@@ -46,6 +61,8 @@ class Context:
         models_dir: Path,
         diarization: str,
         hf_token: str | None,
+        aligner: str = "whisper",
+        align_model: str | None = None,
     ) -> None:
         self.audio_path = audio_path
         self.options = options
@@ -54,6 +71,8 @@ class Context:
         self.models_dir = models_dir
         self.diarization = diarization
         self.hf_token = hf_token
+        self.aligner = aligner
+        self.align_model = align_model
         self._audio: np.ndarray | None = None
 
     @property
@@ -94,6 +113,10 @@ class Context:
         if not self.options.get("word_timestamps", True):
             progress(100, "Word timings not requested")
             return transcript
+        if self.aligner == "ctc" and self.align_model:
+            ctc = ctc_aligner(self.align_model, self.device, self.models_dir)
+            result: Transcript = ctc.align(self.audio, transcript, progress)
+            return result
         from transcriber.worker.pipeline.align import align
 
         model = whisper_model(self.model, self.device, self.models_dir)
