@@ -97,3 +97,24 @@ async def test_no_seq_is_published_twice_across_a_restart(
         assert snap["seq"] > seen
     finally:
         await again.close()
+
+
+async def test_a_watched_task_sees_its_position_move(
+    make_client: ClientFactory, wav_bytes: bytes
+) -> None:
+    client = await make_client(plumbing_stage_seconds=0.4)
+    ids = [(await (await upload(client, wav_bytes)).json())["id"] for _ in range(3)]
+    details: list[str] = []
+    async with client.ws_connect("/api/ws") as ws:
+        assert (await ws.receive_json())["type"] == "hello"
+        await ws.send_json({"type": "subscribe", "task_id": ids[2]})
+        while True:
+            message = await asyncio.wait_for(ws.receive_json(), 30)
+            if message["type"] != "task":
+                continue
+            task = message["task"]
+            if task["stage"] != "queued":
+                break
+            details.append(task["detail"])
+    # Pushed after each dequeue, without anyone asking: 2nd, then next.
+    assert details[-2:] == ["2nd in queue", "Next in queue"], details

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from transcriber.jobs.hub import Hub, Snapshot
 from transcriber.protocol.errors import ApiError, error_body
 from transcriber.protocol.messages import PROTOCOL, ClientMessage, Ping, Unsubscribe
-from transcriber.web.keys import CONFIG, HUB, SOCKETS, TASKS
+from transcriber.protocol.stages import Stage
+from transcriber.web.keys import CONFIG, HUB, RUNNER, SOCKETS, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,8 @@ async def _subscribe(
 ) -> None:
     hub: Hub = request.app[HUB]
     task = await request.app[TASKS].get(task_id)
+    if task is not None and task.stage == Stage.QUEUED:
+        await request.app[RUNNER].show_position(task_id)
     snapshot = hub.latest(task_id)
     if task is None or snapshot is None:
         _error(outbox, "UNKNOWN_TASK", f"task {task_id!r}", task_id=task_id)
