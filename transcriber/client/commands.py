@@ -19,9 +19,9 @@ from typing import Any
 import aiohttp
 
 from transcriber.client.progress import Bars
+from transcriber.protocol.stages import Stage
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 1, 3, 4
-TERMINAL = ("complete", "failed", "cancelled")
 CHUNK = 256 * 1024
 
 
@@ -109,7 +109,7 @@ class Client:
         self, task_id: str, name: str, bars: Bars, final: dict[str, dict[str, Any]]
     ) -> None:
         snap = await self.call("GET", f"/api/tasks/{task_id}")
-        while snap["stage"] not in TERMINAL:
+        while not Stage(snap["stage"]).terminal:
             bars.update(name, snap)
             snap = await self.call(
                 "GET", f"/api/tasks/{task_id}", params={"wait": "25", "since": str(snap["seq"])}
@@ -121,7 +121,7 @@ class Client:
         snap: dict[str, Any], names: dict[str, str], bars: Bars, final: dict[str, dict[str, Any]]
     ) -> None:
         bars.update(names[snap["id"]], snap)
-        if snap["stage"] in TERMINAL:
+        if Stage(snap["stage"]).terminal:
             final[snap["id"]] = snap
 
 
@@ -139,18 +139,20 @@ async def _submit(client: Client, args: argparse.Namespace) -> int:
     bars = Bars([p.name for p in paths], sys.stderr)
     names: dict[str, str] = {}
     code = 0
-    for path in paths:
-        try:
-            snap = await client.upload(path, options, bars)
-            names[snap["id"]] = path.name
-        except Refused as exc:
-            bars.fail(path.name, exc.error)
-            code = EXIT_REFUSED
-    if args.follow and names:
-        final = await client.follow(names, bars)
-        if any(s["stage"] != "complete" for s in final.values()):
-            code = code or EXIT_FAILED
-    bars.close()
+    try:
+        for path in paths:
+            try:
+                snap = await client.upload(path, options, bars)
+                names[snap["id"]] = path.name
+            except Refused as exc:
+                bars.fail(path.name, exc.error)
+                code = EXIT_REFUSED
+        if args.follow and names:
+            final = await client.follow(names, bars)
+            if any(s["stage"] != Stage.COMPLETE for s in final.values()):
+                code = code or EXIT_FAILED
+    finally:
+        bars.close()
     for task_id, name in names.items():
         print(f"{task_id}\t{name}")
     return code
@@ -162,13 +164,14 @@ async def _status(client: Client, args: argparse.Namespace) -> int:
         print(json.dumps(snap, indent=1))
     else:
         print(
-            f"{snap['id']}  {snap['filename']}  {snap['stage'].capitalize()} "
+            f"{snap['id']}  {snap['filename']}  {Stage(snap['stage']).label} "
             f"{snap['progress']}%  {snap['detail']}"
         )
         if snap["error"]:
             error = snap["error"]
             print(f"error {error['code']}: {error['message']}\n  {error['detail']}")
-    return EXIT_FAILED if snap["stage"] in ("failed", "cancelled") else 0
+    failed = snap["stage"] in (Stage.FAILED, Stage.CANCELLED)
+    return EXIT_FAILED if failed else 0
 
 
 async def _get(client: Client, args: argparse.Namespace) -> int:

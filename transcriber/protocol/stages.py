@@ -1,7 +1,13 @@
-"""The stages a task goes through: one enum, spelled once for server, worker, client and page."""
+"""The stages a task goes through: one enum, spelled once for server, worker, client and page.
+
+The page reads them from static/stages.js, generated from this enum (a test keeps it in step):
+    python -m transcriber.protocol.stages --js > static/stages.js
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +30,11 @@ class Stage(StrEnum):
     def running(self) -> bool:
         return self in WORK_STAGES
 
+    @property
+    def label(self) -> str:
+        """The name a person reads: "Transcribing", "Complete"."""
+        return self.value.capitalize()
+
 
 WORK_STAGES = (Stage.TRANSCRIBING, Stage.ALIGNING, Stage.DIARIZING)
 
@@ -41,3 +52,31 @@ def stage_weights(options: dict[str, Any]) -> dict[Stage, tuple[int, int]]:
 
 def pipeline_stages(options: dict[str, Any]) -> list[Stage]:
     return list(stage_weights(options))
+
+
+def javascript() -> str:
+    """static/stages.js: the enum as an ES module for the page."""
+    values = {stage.name: stage.value for stage in Stage}
+    names = {stage.value: stage.label for stage in Stage}
+    terminal = [stage.value for stage in Stage if stage.terminal]
+    return "\n".join(
+        [
+            "// Generated from transcriber/protocol/stages.py; do not edit. Regenerate with",
+            "//   python -m transcriber.protocol.stages --js > static/stages.js",
+            "",
+            "// The stage values of the protocol, in pipeline order.",
+            f"export const STAGE = Object.freeze({json.dumps(values, indent=2)});",
+            "",
+            "// Stage value -> the name a person reads.",
+            f"export const STAGE_NAMES = Object.freeze({json.dumps(names, indent=2)});",
+            "",
+            f"export const TERMINAL = new Set({json.dumps(terminal)});",
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--js"]:
+        sys.exit("usage: python -m transcriber.protocol.stages --js > static/stages.js")
+    sys.stdout.write(javascript())
