@@ -60,12 +60,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         "seq floor for queue positions shown without a write",
         "ALTER TABLE tasks ADD COLUMN seq_floor INTEGER NOT NULL DEFAULT 0;",
     ),
+    (
+        "media type found by the probe, the only type the file is served back as",
+        "ALTER TABLE tasks ADD COLUMN media_type TEXT;",
+    ),
 ]
 
 COLUMNS = (
     "id, seq, attempt, stage, progress, stage_progress, detail, filename, stored_name, options,"
     " duration, size, error, done_stages, created_at, updated_at, language, timings,"
-    " interruptions, request_key, seq_floor"
+    " interruptions, request_key, seq_floor, media_type"
 )
 _UPDATES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[1:])
 
@@ -104,6 +108,7 @@ def _row_to_task(row: aiosqlite.Row) -> Task:
         interruptions=row["interruptions"],
         request_key=row["request_key"],
         seq_floor=row["seq_floor"],
+        media_type=row["media_type"],
     )
 
 
@@ -130,6 +135,7 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.interruptions,
         task.request_key,
         task.seq_floor,
+        task.media_type,
     )
 
 

@@ -45,6 +45,8 @@ class Task:
     # A seq that changes shown only in memory (queue positions) may reach; a reload starts above
     # it, so no seq is ever published twice.
     seq_floor: int = 0
+    # What the probe found the file to be (audio/..., video/...); None: served as bytes only.
+    media_type: str | None = None
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
 
