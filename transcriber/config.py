@@ -66,6 +66,27 @@ class Config:
             raise ValueError(f"aligner must be one of {ALIGNERS}, not {self.aligner!r}")
         if self.aligner == "ctc" and not self.align_model:
             raise ValueError("aligner ctc needs align_model (a bundle name or a model folder)")
+    plumbing_hang: str | None = setting(
+        None,
+        "plumbing pipeline (tests): a stage that sleeps without reporting; 'STAGE:stuck' also"
+        " ignores the worker's interrupt, like a library call that never returns",
+    )
+    cancel_grace: float = setting(
+        10.0, "seconds a cancelled job has to stop before its worker is killed"
+    )
+    stall_timeout: float = setting(
+        600.0, "seconds a job may go without progress before it fails JOB_TIMEOUT"
+    )
+    job_timeout: float | None = setting(
+        None, "seconds a job may run before it fails JOB_TIMEOUT (default 30 min + 3 x its audio)"
+    )
+    upload_timeout: float = setting(
+        3600.0, "seconds an upload may go without a byte before it fails UPLOAD_INCOMPLETE"
+    )
+    max_queue: int = setting(1000, "waiting tasks; more are refused with 429 QUEUE_FULL")
+    min_free_disk: int = setting(
+        1024**3, "bytes that must stay free in the data folder; below, 507 DISK_FULL (1 GiB)"
+    )
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         if self.heartbeat <= 0:
@@ -82,6 +103,19 @@ class Config:
         return self.data_dir / "tasks"
 
     @classmethod
+        for name in ("cancel_grace", "stall_timeout", "upload_timeout", "job_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_queue < 1 or self.min_free_disk < 0:
+            raise ValueError("max_queue must be positive and min_free_disk not negative")
+
+    @property
+    def client_models(self) -> tuple[str, ...]:
+        """The models a client may name in its options; the server's own model comes first."""
+        if self.allowed_models:
+            return self.allowed_models
+        return tuple(dict.fromkeys((self.model, *BUNDLED_MODELS)))
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Environment first, then explicit overrides (CLI flags) that are not None."""
         env = os.environ if env is None else env

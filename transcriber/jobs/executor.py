@@ -4,7 +4,7 @@ An executor owns a fixed number of slots and runs one job per slot at a time. Th
 (jobs/runner.py) keeps the queue, attempts and task state; an executor only runs what it is
 handed, reports the job's progress as events, and returns its result or raises. The local
 executor (jobs/local.py) runs each slot in its own worker process; another engine (a cluster)
-implements the same four methods. docs/architecture.md describes the contract.
+implements the same methods. docs/architecture.md describes the contract.
 """
 
 from __future__ import annotations
@@ -38,7 +38,16 @@ class StageDone:
     language: str | None
 
 
-Event = Progress | StageDone
+@dataclass(frozen=True)
+class Alive:
+    """The job is working (its stage called back) but has nothing new to show: the watchdog's
+    proof of life between progress updates."""
+
+    task_id: str
+    attempt: int
+
+
+Event = Progress | StageDone | Alive
 EventSink = Callable[[Event], Awaitable[None]]
 
 
@@ -51,7 +60,7 @@ class Executor(Protocol):
 
     `run` returns only after every event of the job has been passed to the sink, so the
     coordinator applies all progress before the final state. It raises the worker's
-    PipelineError, Cancelled after a cancel, or WorkerLost.
+    PipelineError, Cancelled after a cancel, or WorkerLost (also after `kill`).
     """
 
     @property
@@ -64,7 +73,15 @@ class Executor(Protocol):
     async def run(self, slot: int, job: Job) -> JobResult: ...
 
     def cancel(self, job: Job) -> None:
-        """Ask the job to stop at its next progress check; `run` then raises Cancelled."""
+        """Ask the job to stop at its next progress check; `run` then raises Cancelled.
+
+        May come before `run` was called for the job: the job then stops as it starts.
+        """
+
+    async def kill(self, job: Job) -> None:
+        """Stop the job now, whatever it is doing: its worker is killed and its slot gets a
+        fresh one before the slot runs anything else; `run` then raises WorkerLost. Does
+        nothing when the job is not running."""
 
 
-__all__ = ["Event", "EventSink", "Executor", "Progress", "StageDone", "WorkerLost"]
+__all__ = ["Alive", "Event", "EventSink", "Executor", "Progress", "StageDone", "WorkerLost"]

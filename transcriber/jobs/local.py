@@ -2,7 +2,9 @@
 
 A crash is pinned on the one job that was running in that slot, and only that slot is rebuilt.
 Each slot has its own multiprocessing queue, so a worker killed while it holds its queue's
-write lock silences no other slot.
+write lock silences no other slot. `kill` (a cancel past its grace period, the watchdog) kills
+a slot's worker with SIGKILL: the job's `run` raises WorkerLost and the slot is rebuilt before
+it runs anything else.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from typing import Any
 
-from transcriber.jobs.executor import Event, EventSink, Progress, StageDone, WorkerLost
+from transcriber.jobs.executor import Alive, Event, EventSink, Progress, StageDone, WorkerLost
 from transcriber.worker import process as worker
 from transcriber.worker.process import Job, JobResult
 
@@ -39,18 +41,27 @@ class _Slot:
         self._reader.start()
 
     def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Survives what a killed worker leaves in the pipe: a cut or garbled message is logged
+        # and skipped. Only a closed channel ends it.
         while not self._stop.is_set():
             try:
                 message = self.channel.get(timeout=0.5)
             except queue.Empty:
                 continue
-            except (EOFError, OSError, ValueError):
+            except OSError:
                 return
-            except Exception:
-                log.exception("unreadable progress message")
+            except Exception:  # a truncated pickle raises EOFError too: not the end
+                log.warning("unreadable progress message", exc_info=True)
                 continue
             if isinstance(message, tuple) and len(message) >= 3:
                 loop.call_soon_threadsafe(self.messages.put_nowait, message)
+            else:
+                log.warning("progress message of the wrong shape: %.200r", message)
+
+    def kill(self) -> None:
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            with suppress(Exception):
+                process.kill()
 
     async def close(self) -> None:
         _terminate(self.pool)
@@ -68,6 +79,8 @@ class LocalExecutor:
         self._slots: list[_Slot] = []
         self._pumps: list[asyncio.Task[None]] = []
         self._finished: dict[tuple[str, int], asyncio.Event] = {}
+        self._jobs: dict[int, Job] = {}
+        self._killed: set[int] = set()
         self._sink: EventSink | None = None
 
     @property
@@ -93,8 +106,12 @@ class LocalExecutor:
         return _Slot(self._mp, self._threads, asyncio.get_running_loop())
 
     async def run(self, slot: int, job: Job) -> JobResult:
+        if slot in self._killed:
+            # Killed after its last job returned (a late kill): a fresh worker, not a broken pool.
+            await self._rebuild(slot)
         key = (job.task_id, job.attempt)
         finished = self._finished[key] = asyncio.Event()
+        self._jobs[slot] = job
         try:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(self._slots[slot].pool, worker.run_job, job)
@@ -107,11 +124,22 @@ class LocalExecutor:
             raise WorkerLost(f"worker process died: {exc}") from exc
         finally:
             self._finished.pop(key, None)
+            if self._jobs.get(slot) is job:
+                del self._jobs[slot]
 
     def cancel(self, job: Job) -> None:
-        worker.cancel_flag(job.work_dir, job.attempt).touch()
+        with suppress(FileNotFoundError):  # its folder is gone: the task was deleted
+            worker.cancel_flag(job.work_dir, job.attempt).touch()
+
+    async def kill(self, job: Job) -> None:
+        for index, running in list(self._jobs.items()):
+            if (running.task_id, running.attempt) == (job.task_id, job.attempt):
+                log.warning("killing the worker of slot %d (task %s)", index, job.task_id)
+                self._killed.add(index)
+                self._slots[index].kill()
 
     async def _rebuild(self, index: int) -> None:
+        self._killed.discard(index)
         old = self._slots[index]
         self._slots[index] = self._new_slot()
         self._pumps[index].cancel()
@@ -146,6 +174,8 @@ def _decode(kind: str, task_id: str, attempt: int, rest: tuple[Any, ...]) -> Eve
     if kind == "stage_done":
         stage, seconds, language = rest
         return StageDone(task_id, attempt, stage, float(seconds), language)
+    if kind == "alive":
+        return Alive(task_id, attempt)
     log.warning("unknown progress message kind %r", kind)
     return None
 

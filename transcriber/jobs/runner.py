@@ -1,20 +1,25 @@
 """The coordinator: ties the queue (jobs/queue.py) and an executor (jobs/executor.py) to Tasks.
 
-It owns attempts, task state and cancel; the executor only runs what it is handed. One loop
-per executor slot takes the next task from the queue and runs it there.
+It owns attempts, task state, cancel and the watchdog; the executor only runs what it is
+handed. One loop per executor slot takes the next task from the queue and runs it there; one
+watchdog loop kills jobs that were asked to stop and did not (jobs/supervise.py), fails jobs
+past their limits with JOB_TIMEOUT, and fails uploads that stopped sending.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import suppress
 
 from transcriber.config import Config
-from transcriber.jobs.executor import Event, Executor, Progress, StageDone, WorkerLost
+from transcriber.jobs.events import apply_event
+from transcriber.jobs.executor import Event, Executor, WorkerLost
 from transcriber.jobs.local import LocalExecutor
 from transcriber.jobs.queue import JobQueue, ordinal_in_queue
 from transcriber.jobs.recovery import recover
+from transcriber.jobs.supervise import Running, Stop, job_limit
 from transcriber.jobs.tasks import Tasks
 from transcriber.protocol.errors import CODES
 from transcriber.protocol.stages import Stage, pipeline_stages, stage_weights
@@ -24,6 +29,9 @@ from transcriber.worker.process import Job, JobResult
 
 log = logging.getLogger(__name__)
 
+# How often the watchdog looks: a stop asked for is enforced within this of its grace period.
+TICK = 0.25
+
 
 class Runner:
     def __init__(self, config: Config, tasks: Tasks, executor: Executor | None = None) -> None:
@@ -31,7 +39,7 @@ class Runner:
         self.tasks = tasks
         self.executor: Executor = executor or LocalExecutor(config.workers)
         self.queue = JobQueue()
-        self._running: dict[str, Job] = {}
+        self._running: dict[str, Running] = {}
         self._loops: list[asyncio.Task[None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -40,6 +48,7 @@ class Runner:
         await self.executor.start(self._on_event)
         for index in range(self.executor.slots):
             self._loops.append(asyncio.create_task(self._slot(index)))
+        self._loops.append(asyncio.create_task(self._watch()))
         await recover(self.tasks, self.enqueue, self.config.max_attempts)
 
     async def stop(self) -> None:
@@ -96,14 +105,14 @@ class Runner:
                 await self.show_position(task_id)
 
     async def cancel(self, task_id: str) -> None:
+        """Mark the task cancelled now; its job (if any) is asked to stop, then killed after
+        the grace period. The slot is free again only once the job has stopped."""
         task = await self.tasks.get(task_id)
         if task is None or task.stage.terminal:
             return
         if self.queue.remove(task_id):
             await self._positions_moved()
-        job = self._running.get(task_id)
-        if job is not None:
-            self.executor.cancel(job)
+        self._ask_stop(task_id, Stop.CANCEL, "cancelled by request")
         message = CODES["CANCELLED"][1]
         await self.tasks.update(
             task_id,
@@ -117,29 +126,53 @@ class Runner:
             },
         )
 
+    async def delete(self, task_id: str) -> None:
+        """Cancel, wait until the job has stopped (at most the grace period), then remove the
+        task and its files: a worker never runs on after its files are gone."""
+        await self.cancel(task_id)
+        running = self._running.get(task_id)
+        if running is not None:
+            await running.ended.wait()
+        await self.tasks.delete(task_id)
+
+    def _ask_stop(self, task_id: str, stop: Stop, why: str) -> None:
+        running = self._running.get(task_id)
+        if running is None or not running.ask_stop(stop, why, self.config.cancel_grace):
+            return
+        if running.job is not None:
+            self.executor.cancel(running.job)
+
     # -- running a job ---------------------------------------------------------------------
 
     async def _slot(self, index: int) -> None:
         while True:
             task_id = await self.queue.get()
-            await self._positions_moved()
+            # Tracked before any await: a cancel from now on finds the job (supervise.py).
+            running = self._running[task_id] = Running(task_id, index)
             try:
-                await self._run(index, task_id)
+                await self._positions_moved()
+                await self._run(running)
             except KeyError:
                 log.info("task %s was deleted while it ran", task_id)
             except Exception:
                 log.exception("job for task %s failed in the runner", task_id)
                 with suppress(KeyError):
                     await self._fail(task_id, "INTERNAL", "runner error")
+            finally:
+                if self._running.get(task_id) is running:
+                    del self._running[task_id]
+                running.ended.set()
 
-    async def _run(self, index: int, task_id: str) -> None:
+    async def _run(self, running: Running) -> None:
+        task_id = running.task_id
         task = await self.tasks.get(task_id)
-        if task is None or task.stage != Stage.QUEUED:
+        if task is None or task.stage != Stage.QUEUED or running.stop is not None:
             return
         stages = [s for s in pipeline_stages(task.options) if s.value not in task.done_stages]
         first = stages[0] if stages else Stage.DIARIZING
         attempt = task.attempt + 1
-        task = await self.tasks.update(
+        running.job = self._job(task, attempt)
+        await self.tasks.update(
             task_id,
             attempt=attempt,
             stage=first,
@@ -147,13 +180,23 @@ class Runner:
             detail="Starting",
             progress=stage_weights(task.options).get(first, (0, 0))[0],
         )
-        job = self._job(task_id, attempt)
-        self._running[task_id] = job
+        if running.stop is not None:
+            return  # cancelled while the start was being written: never submitted
+        running.submitted(running.job, job_limit(self.config.job_timeout, task.duration))
+        await self._execute(running, running.job)
+
+    async def _execute(self, running: Running, job: Job) -> None:
+        task_id, attempt = job.task_id, job.attempt
         try:
-            result = await self.executor.run(index, job)
+            result = await self.executor.run(running.slot, job)
             await self._complete(task_id, attempt, result)
         except WorkerLost as exc:
-            await self._fail(task_id, "WORKER_CRASHED", str(exc), attempt)
+            if running.stop is Stop.TIMEOUT:
+                await self._fail(task_id, "JOB_TIMEOUT", running.why, attempt)
+            elif running.stop is None:
+                await self._fail(task_id, "WORKER_CRASHED", str(exc), attempt)
+            else:
+                log.info("task %s: worker killed after the cancel grace period", task_id)
         except PipelineError as exc:
             await self._fail(task_id, exc.code, exc.detail, attempt, exc.message)
         except Cancelled:
@@ -161,18 +204,37 @@ class Runner:
         except Exception as exc:
             log.exception("task %s failed", task_id)
             await self._fail(task_id, "INTERNAL", f"{type(exc).__name__}: {exc}", attempt)
-        finally:
-            self._running.pop(task_id, None)
 
-    def _job(self, task_id: str, attempt: int) -> Job:
-        task = self.tasks.current(task_id)
-        assert task is not None
+    # -- the watchdog ----------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            for running in list(self._running.values()):
+                try:
+                    await self._supervise(running, now)
+                except Exception:
+                    log.exception("watchdog: task %s", running.task_id)
+
+    async def _supervise(self, running: Running, now: float) -> None:
+        why = running.overdue(now, self.config.stall_timeout)
+        if why is not None:
+            log.warning("task %s: %s; killing its worker", running.task_id, why)
+            running.ask_stop(Stop.TIMEOUT, why, 0.0)
+        if running.job is not None and running.due_for_kill(now):
+            running.killed = True
+            if why is None:
+                log.warning("task %s did not stop within the grace period", running.task_id)
+            await self.executor.kill(running.job)
+
+    def _job(self, task: Task, attempt: int) -> Job:
         c = self.config
         return Job(
-            task_id=task_id,
+            task_id=task.id,
             attempt=attempt,
             audio_path=self.tasks.audio_path(task),
-            work_dir=self.tasks.work_dir(task_id),
+            work_dir=self.tasks.work_dir(task.id),
             stages=tuple(s.value for s in pipeline_stages(task.options)),
             options=task.options,
             pipeline=c.pipeline,
@@ -184,6 +246,7 @@ class Runner:
             diarization=c.diarization,
             hf_token=c.hf_token,
             plumbing_stage_seconds=c.plumbing_stage_seconds,
+            plumbing_hang=c.plumbing_hang,
         )
 
     async def _complete(self, task_id: str, attempt: int, result: JobResult) -> None:
@@ -220,46 +283,13 @@ class Runner:
 
     async def _on_event(self, event: Event) -> None:
         task = self.tasks.current(event.task_id)
-        job = self._running.get(event.task_id)
+        running = self._running.get(event.task_id)
+        job = running.job if running is not None else None
         # Only the live attempt of a running task moves it; a cancelled run may still talk.
         live = job is not None and job.attempt == event.attempt
+        if live and running is not None:
+            running.heard = time.monotonic()
         if not live or task is None or task.attempt != event.attempt or not task.stage.running:
             return
-        try:
-            if isinstance(event, StageDone):
-                await self._stage_done(task, event)
-            elif isinstance(event, Progress):
-                await self._progress(
-                    task.id, Stage(event.stage), event.stage_progress, event.detail
-                )
-        except KeyError:
-            pass  # deleted meanwhile
-
-    async def _stage_done(self, task: Task, event: StageDone) -> None:
-        changes = {
-            "done_stages": sorted(set(task.done_stages) | {event.stage}),
-            "timings": task.timings | {event.stage: event.seconds},
-        }
-        if event.language and event.language != task.language:
-            # The detected language is known once transcription ends: show it from then on.
-            await self.tasks.update(task.id, language=event.language, **changes)
-        else:
-            # Not in the snapshot: saved for resuming, without a publish of its own (the next
-            # stage's start follows at once).
-            await self.tasks.record(task.id, **changes)
-
-    async def _progress(self, task_id: str, stage: Stage, pct: int, detail: str) -> None:
-        task = self.tasks.current(task_id)
-        assert task is not None
-        start, width = stage_weights(task.options)[stage]
-        overall = min(99, max(task.progress, start + width * pct // 100))
-        if (stage, pct, detail, overall) == (
-            task.stage,
-            task.stage_progress,
-            task.detail,
-            task.progress,
-        ):
-            return
-        await self.tasks.update(
-            task_id, stage=stage, stage_progress=pct, progress=overall, detail=detail
-        )
+        with suppress(KeyError):  # deleted meanwhile
+            await apply_event(self.tasks, task, event)

@@ -41,6 +41,8 @@ class Tasks:
         task = self._cache.get(task_id)
         if task is None:
             task = await self.store.get(task_id)
+            # A change made while the row was read (a cancel) is newer than the row.
+            task = self._cache.get(task_id) or task
             if task is not None:
                 self._cache[task_id] = task
                 self.hub.publish(task_json(task))

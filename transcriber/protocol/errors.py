@@ -33,6 +33,9 @@ CODES: dict[str, tuple[int, str]] = {
     "INTERNAL": (500, "Something went wrong inside the server."),
 }
 
+    "JOB_TIMEOUT": (504, "The job took too long and was stopped."),
+    "QUEUE_FULL": (429, "The server has too many files waiting; try again later."),
+    "DISK_FULL": (507, "The server is out of disk space."),
 
 class ErrorBody(BaseModel):
     """The one error shape: HTTP answers, WebSocket errors and failed tasks."""

@@ -195,9 +195,8 @@ async def retry_task(request: web.Request) -> web.Response:
 
 async def delete_task(request: web.Request) -> web.Response:
     task = await request.app[TASKS].require(request.match_info["task_id"])
-    if not task.stage.terminal:
-        await request.app[RUNNER].cancel(task.id)
-    await request.app[TASKS].delete(task.id)
+    # Cancels a running job and waits until its worker stopped (at most --cancel-grace).
+    await request.app[RUNNER].delete(task.id)
     return web.Response(status=204)
 
 

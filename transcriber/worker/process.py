@@ -5,6 +5,7 @@ Imports nothing from aiohttp or aiosqlite: it must load cleanly in a fresh spawn
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -15,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from transcriber.protocol.stages import WORK_STAGES
+from transcriber.worker.interrupt import CancelWatch
 from transcriber.worker.pipeline.types import Cancelled, PipelineError, ProgressFn, Transcript
 
 log = logging.getLogger(__name__)
 
 # The work stages in pipeline order, as the protocol names them.
 STAGES = tuple(stage.value for stage in WORK_STAGES)
+# A stage that calls back but has nothing new to show still says so this often: the
+# coordinator's watchdog takes silence for a hang (--stall-timeout).
+ALIVE_EVERY = 30.0
 
 _queue: Any = None
 
@@ -42,6 +47,7 @@ class Job:
     diarization: str = "bundled"
     hf_token: str | None = None
     plumbing_stage_seconds: float = 0.3
+    plumbing_hang: str | None = None
 
 
 @dataclass
@@ -81,6 +87,7 @@ class Reporter:
         self.stage = ""
         self._last_pct = -1
         self._last_time = 0.0
+        self._last_sent = 0.0
 
     def start_stage(self, stage: str, detail: str = "Starting") -> None:
         self.stage = stage
@@ -100,11 +107,15 @@ class Reporter:
             return
         pct = max(0, min(100, int(stage_progress)))
         if pct <= self._last_pct or now - self._last_time < self.min_interval:
+            if now - self._last_sent >= ALIVE_EVERY:
+                self._last_sent = now
+                send(("alive", self.job.task_id, self.job.attempt))
             return
         self._last_pct, self._last_time = pct, now
         self._emit(pct, detail)
 
     def _emit(self, pct: int, detail: str) -> None:
+        self._last_sent = time.monotonic()
         send(("progress", self.job.task_id, self.job.attempt, self.stage, pct, detail))
 
 
@@ -119,7 +130,11 @@ def stage_output(work_dir: Path, stage: str) -> Path:
 def write_json(path: Path, data: Any) -> None:
     """Atomic: a crash mid-write never leaves a half file that looks finished."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False))
+    try:
+        tmp.write_text(json.dumps(data, ensure_ascii=False))
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk: give back what the half file took
+        raise
     os.replace(tmp, path)
 
 
@@ -127,26 +142,35 @@ def run_job(job: Job) -> JobResult:
     """Run the stages of `job` not finished yet; each stage's output is saved as it ends."""
     result = JobResult()
     try:
-        ctx = _context(job)
-        for stage in job.stages:
-            out = stage_output(job.work_dir, stage)
-            if out.exists():
-                # Finished by an earlier attempt: resume after it.
-                result.done_stages.append(stage)
-                continue
-            reporter = Reporter(job)
-            reporter.start_stage(stage, ctx.starting(stage))
-            begin = time.monotonic()
-            output = _run_stage(stage, job, ctx, reporter)
-            write_json(out, output)
-            result.timings[stage] = round(time.monotonic() - begin, 3)
-            result.done_stages.append(stage)
-            language = output.get("language")
-            send(("stage_done", job.task_id, job.attempt, stage, result.timings[stage], language))
+        with CancelWatch(cancel_flag(job.work_dir, job.attempt)):
+            _run_stages(job, result)
         result.language = _final(job).get("language")
         return result
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise PipelineError("DISK_FULL", "", f"{type(exc).__name__}: {exc}") from exc
+        raise
     finally:
         send(("finished", job.task_id, job.attempt))
+
+
+def _run_stages(job: Job, result: JobResult) -> None:
+    ctx = _context(job)
+    for stage in job.stages:
+        out = stage_output(job.work_dir, stage)
+        if out.exists():
+            # Finished by an earlier attempt: resume after it.
+            result.done_stages.append(stage)
+            continue
+        reporter = Reporter(job)
+        reporter.start_stage(stage, ctx.starting(stage))
+        begin = time.monotonic()
+        output = _run_stage(stage, job, ctx, reporter)
+        write_json(out, output)
+        result.timings[stage] = round(time.monotonic() - begin, 3)
+        result.done_stages.append(stage)
+        language = output.get("language")
+        send(("stage_done", job.task_id, job.attempt, stage, result.timings[stage], language))
 
 
 def _final(job: Job) -> dict[str, Any]:
@@ -159,7 +183,7 @@ def _context(job: Job) -> Any:
     if job.pipeline == "plumbing":
         from transcriber.worker.pipeline import plumbing
 
-        return plumbing.Context(job.audio_path, job.plumbing_stage_seconds)
+        return plumbing.Context(job.audio_path, job.plumbing_stage_seconds, job.plumbing_hang)
     from transcriber.worker.pipeline.stages import Context
 
     return Context(

@@ -1,10 +1,14 @@
 """The plumbing pipeline: walks the stages with no models, for fast tests of the server.
 
 Never the default: the server uses it only when configured with pipeline="plumbing".
+`hang` makes one stage sleep without reporting, for tests of cancel and the watchdog: "STAGE"
+is a long library call that Python can still interrupt; "STAGE:stuck" blocks the worker's
+interrupt signal too, like a call that never gives control back.
 """
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -16,15 +20,18 @@ STEPS = 10
 
 
 class Context:
-    def __init__(self, audio_path: Path, stage_seconds: float) -> None:
+    def __init__(self, audio_path: Path, stage_seconds: float, hang: str | None = None) -> None:
         self.audio_path = audio_path
         self.stage_seconds = stage_seconds
+        self.hang = hang
 
     def starting(self, stage: str) -> str:
         return "Starting"
 
     def run(self, stage: str, previous: Transcript | None, progress: ProgressFn) -> dict[str, Any]:
         duration = probe(self.audio_path)
+        if self.hang is not None and self.hang.split(":")[0] == stage:
+            _hang(self.hang.endswith(":stuck"))
         for step in range(1, STEPS + 1):
             time.sleep(self.stage_seconds / STEPS)
             progress(step * 100 / STEPS, f"Plumbing step {step}/{STEPS}")
@@ -49,6 +56,12 @@ class Context:
                     word["speaker"] = "SPEAKER_00"
             data["turns"] = [{"start": 0.0, "end": duration, "speaker": "SPEAKER_00"}]
         return data
+
+
+def _hang(stuck: bool) -> None:
+    if stuck:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    time.sleep(24 * 3600)
 
 
 def _transcript(duration: float) -> Transcript:

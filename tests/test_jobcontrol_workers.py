@@ -1,0 +1,103 @@
+"""Cancel, delete and the watchdog with real worker processes (plumbing pipeline).
+
+`plumbing_hang` makes a stage sleep without reporting: "STAGE" is a long library call that
+Python can interrupt (the worker's cancel watch stops it, the worker lives on), "STAGE:stuck"
+one that never gives control back (only the kill after the grace period stops it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from transcriber.jobs.local import LocalExecutor
+from transcriber.web.keys import RUNNER
+
+from .conftest import ClientFactory, upload, wait_for_stage
+
+
+def worker_pid(client: Any) -> int:
+    executor = client.app[RUNNER].executor
+    assert isinstance(executor, LocalExecutor)
+    (pid,) = executor._slots[0].pool._processes.keys()
+    return int(pid)
+
+
+async def post(client: Any, wav_bytes: bytes, name: str) -> str:
+    resp = await upload(client, wav_bytes, name)
+    assert resp.status == 201, await resp.text()
+    return str((await resp.json())["id"])
+
+
+@pytest.mark.parametrize("stage", ["transcribing", "diarizing"])
+async def test_cancel_interrupts_a_long_call_and_the_worker_lives_on(
+    make_client: ClientFactory, wav_bytes: bytes, stage: str
+) -> None:
+    # A grace far beyond the test: the worker must stop by itself, not be killed.
+    client = await make_client(plumbing_hang=stage, cancel_grace=300)
+    first = await post(client, wav_bytes, "first.wav")
+    second = await post(client, wav_bytes, "second.wav")
+    await wait_for_stage(client, first, {stage})
+    pid = worker_pid(client)
+    cancelled = await (await client.post(f"/api/tasks/{first}/cancel")).json()
+    assert (cancelled["stage"], cancelled["error"]["stage"]) == ("cancelled", stage)
+    # The slot is free for the next task, on the same worker process.
+    await wait_for_stage(client, second, {"transcribing", "aligning", "diarizing"}, timeout=60)
+    assert worker_pid(client) == pid
+    assert (await (await client.get(f"/api/tasks/{first}")).json())["stage"] == "cancelled"
+    await client.post(f"/api/tasks/{second}/cancel")
+
+
+async def test_stuck_worker_is_killed_after_the_grace_and_delete_stops_it(
+    make_client: ClientFactory, wav_bytes: bytes, tmp_path: Any
+) -> None:
+    client = await make_client(plumbing_hang="aligning:stuck", cancel_grace=1)
+    first = await post(client, wav_bytes, "first.wav")
+    second = await post(client, wav_bytes, "second.wav")
+    await wait_for_stage(client, first, {"aligning"})
+    pid = worker_pid(client)
+    await client.post(f"/api/tasks/{first}/cancel")
+    # Killed after the grace: the next task starts on a fresh worker.
+    await wait_for_stage(client, second, {"transcribing", "aligning"}, timeout=60)
+    assert worker_pid(client) != pid
+    assert (await (await client.get(f"/api/tasks/{first}")).json())["stage"] == "cancelled"
+    await wait_for_stage(client, second, {"aligning"}, timeout=60)
+    pid = worker_pid(client)
+    # Deleting the stuck task stops its worker before its files go.
+    resp = await client.delete(f"/api/tasks/{second}")
+    assert resp.status == 204
+    assert not (tmp_path / "data" / "tasks" / second).exists()
+    assert client.app[RUNNER].busy == 0
+    assert (await client.get(f"/api/tasks/{second}")).status == 404
+    third = await post(client, wav_bytes, "third.wav")
+    await wait_for_stage(client, third, {"aligning"}, timeout=60)
+    assert worker_pid(client) != pid
+
+
+async def test_watchdog_kills_a_hung_stage_with_job_timeout(
+    make_client: ClientFactory, wav_bytes: bytes, tmp_path: Any
+) -> None:
+    client = await make_client(plumbing_hang="diarizing:stuck", stall_timeout=2)
+    task_id = await post(client, wav_bytes, "hangs.wav")
+    failed = await wait_for_stage(client, task_id, {"failed", "complete"}, timeout=60)
+    error = failed["error"]
+    assert (error["code"], error["stage"]) == ("JOB_TIMEOUT", "diarizing")
+    assert error["message"] == "The job took too long and was stopped."
+    assert "stall timeout is 2 s" in error["detail"]
+    # The finished stages are kept for a retry.
+    folder = tmp_path / "data" / "tasks" / task_id
+    assert (folder / "transcribing.json").exists() and (folder / "aligning.json").exists()
+    health = await (await client.get("/api/health")).json()
+    assert (health["status"], health["workers"]["busy"]) == ("ok", 0)
+
+
+async def test_job_timeout_limits_a_job_that_keeps_reporting(
+    make_client: ClientFactory, wav_bytes: bytes
+) -> None:
+    client = await make_client(plumbing_stage_seconds=3, job_timeout=2)
+    task_id = await post(client, wav_bytes, "slow.wav")
+    failed = await wait_for_stage(client, task_id, {"failed", "complete"}, timeout=60)
+    assert failed["error"]["code"] == "JOB_TIMEOUT"
+    assert "job timeout is 2 s" in failed["error"]["detail"]
+    assert failed["stage_progress"] > 0
