@@ -126,7 +126,7 @@ def test_default_options_come_from_the_model() -> None:
     ],
 )
 def test_options_parse(raw: dict[str, Any], changed: dict[str, Any]) -> None:
-    assert parse_options(raw) == DEFAULT_OPTIONS | changed
+    assert parse_options(raw, ("base", "tiny.en")) == DEFAULT_OPTIONS | changed
 
 
 @pytest.mark.parametrize(

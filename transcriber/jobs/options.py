@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,14 +11,27 @@ from transcriber.protocol.errors import ApiError
 from transcriber.protocol.options import Options
 
 
-def parse_options(raw: object) -> dict[str, Any]:
-    """Validated options with defaults filled in; values may be strings (forms, query) or JSON."""
+def parse_options(raw: object, allowed_models: Sequence[str] = ()) -> dict[str, Any]:
+    """Validated options with defaults filled in; values may be strings (forms, query) or JSON.
+
+    A client may name only a model the operator allows: a folder or hub name from a client
+    would probe the server's disk or start a download.
+    """
     if not isinstance(raw, Mapping):
         raise ApiError("BAD_REQUEST", "Options must be a JSON object.", f"got {raw!r:.100}")
     try:
-        return Options.model_validate(dict(raw)).model_dump()
+        options = Options.model_validate(dict(raw)).model_dump()
     except ValidationError as exc:
         raise _api_error(exc) from exc
+    model = options.get("model")
+    if model is not None and model not in allowed_models:
+        choices = ", ".join(allowed_models) or "none"
+        raise ApiError(
+            "BAD_REQUEST",
+            f"The model {model!r} is not offered by this server. Choose one of: {choices}.",
+            "model: not in the server's --allowed-models",
+        )
+    return options
 
 
 def _api_error(exc: ValidationError) -> ApiError:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from transcriber.jobs.hub import Hub
-from transcriber.protocol.errors import ApiError
+from transcriber.protocol.errors import ApiError, reference, scrub
 from transcriber.protocol.stages import Stage
 from transcriber.store.db import Store
 from transcriber.store.task import Task, task_json
@@ -110,8 +110,15 @@ class Tasks:
         return task
 
     async def fail(self, task_id: str, code: str, message: str, detail: str) -> Task:
+        """Fail the task with an error a client may read: no server paths, and for INTERNAL
+        only a reference to the log line that holds the exception (and its traceback)."""
         current = await self.get(task_id)
         stage = current.stage.value if current else None
+        if code == "INTERNAL":
+            ref = reference()
+            log.error("task %s failed [ref %s]: %s", task_id, ref, detail, exc_info=True)
+            detail = f"reference {ref} in the server's log"
+        message, detail = scrub(message), scrub(detail)
         return await self.update(
             task_id,
             stage=Stage.FAILED,

@@ -20,7 +20,36 @@ from transcriber.protocol.stages import Stage
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
-_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+# Stored files keep a suffix only from this list: a name never decides what a file is served
+# as, but a suffix like .html on disk invites mistakes by whoever serves the data dir later.
+MEDIA_SUFFIXES = frozenset(
+    {
+        ".wav",
+        ".mp3",
+        ".m4a",
+        ".mp4",
+        ".m4v",
+        ".aac",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".webm",
+        ".mkv",
+        ".mka",
+        ".mov",
+        ".wma",
+        ".wmv",
+        ".avi",
+        ".amr",
+        ".3gp",
+        ".aif",
+        ".aiff",
+        ".caf",
+        ".mpga",
+        ".mpeg",
+    }
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -36,8 +65,8 @@ def clean_filename(raw: str | None) -> str:
 
 
 def stored_suffix(filename: str) -> str:
-    suffix = PurePosixPath(filename).suffix
-    return suffix.lower() if _SUFFIX.match(suffix) else ""
+    suffix = PurePosixPath(filename).suffix.lower()
+    return suffix if suffix in MEDIA_SUFFIXES else ""
 
 
 def mb(n: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -31,11 +33,11 @@ CODES: dict[str, tuple[int, str]] = {
     "UNAUTHORIZED": (401, "A valid access token is required."),
     "FORBIDDEN": (403, "This origin may not connect."),
     "INTERNAL": (500, "Something went wrong inside the server."),
-}
-
     "JOB_TIMEOUT": (504, "The job took too long and was stopped."),
     "QUEUE_FULL": (429, "The server has too many files waiting; try again later."),
     "DISK_FULL": (507, "The server is out of disk space."),
+}
+
 
 class ErrorBody(BaseModel):
     """The one error shape: HTTP answers, WebSocket errors and failed tasks."""
@@ -64,8 +66,22 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+# An absolute path with at least one folder: /srv/data/tasks/ab12/source.wav -> source.wav.
+_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.\-]+/)+([\w.\-]*)")
+
+
+def scrub(text: str) -> str:
+    """Text for a client: server paths cut down to their last part."""
+    return _PATH.sub(lambda m: m.group(1) or "…", text)
+
+
+def reference() -> str:
+    """A short reference for an internal error: in the client's error and in the log line."""
+    return secrets.token_hex(4)
+
+
 def error_body(code: str, message: str | None = None, detail: str = "") -> dict[str, Any]:
-    body = ErrorBody(code=code, message=message or CODES[code][1], detail=detail)
+    body = ErrorBody(code=code, message=scrub(message or CODES[code][1]), detail=scrub(detail))
     return body.model_dump(exclude_none=True)
 
 

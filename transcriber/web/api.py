@@ -56,7 +56,13 @@ async def _create_empty(request: web.Request) -> web.Response:
         raise ApiError("BAD_REQUEST", "The body is not valid JSON.", str(exc)) from exc
     if not isinstance(body, dict) or not isinstance(body.get("filename"), str):
         raise ApiError("BAD_REQUEST", "The JSON body needs a filename.")
-    options = parse_options(body.get("options") or {})
+    unknown = sorted(set(body) - {"filename", "size", "options"})
+    if unknown:
+        raise ApiError(
+            "BAD_REQUEST", f"Unknown field {unknown[0]!r}.", "fields: filename, size, options"
+        )
+    raw = body.get("options")
+    options = parse_options({} if raw is None else raw, request.app[CONFIG].client_models)
     size = body.get("size")
     if size is not None and (not isinstance(size, int) or size < 0):
         raise ApiError("BAD_REQUEST", "size must be a whole number of bytes.")
@@ -81,8 +87,8 @@ async def upload_audio(request: web.Request) -> web.Response:
 async def _create_raw(request: web.Request) -> web.Response:
     if not request.can_read_body:
         raise ApiError("BAD_REQUEST", "Send the audio as multipart (field 'file') or as the body.")
-    query = {k: v for k, v in request.query.items() if k not in ("filename", "token")}
-    options = parse_options(query)
+    query = {k: v for k, v in request.query.items() if k != "filename"}
+    options = parse_options(query, request.app[CONFIG].client_models)
     filename = clean_filename(request.query.get("filename"))
     _check_declared(request, request.content_length)
     task = await request.app[TASKS].create(filename, options, stored_suffix(filename))
@@ -93,7 +99,12 @@ async def _create_raw(request: web.Request) -> web.Response:
 async def _create_multipart(request: web.Request) -> web.Response:
     reader = await request.multipart()
     fields, part = await form_until_file(reader)
-    options = parse_options({name: values[-1] for name, values in fields.items()})
+    repeated = sorted(name for name, values in fields.items() if len(values) > 1)
+    if repeated:
+        raise ApiError("BAD_REQUEST", f"The form field {repeated[0]!r} appears more than once.")
+    options = parse_options(
+        {name: values[0] for name, values in fields.items()}, request.app[CONFIG].client_models
+    )
     filename = clean_filename(part.filename)
     _check_declared(request, request.content_length)
     task = await request.app[TASKS].create(filename, options, stored_suffix(filename))

@@ -1,31 +1,98 @@
-"""Optional bearer token: a header for HTTP, or ?token= / a cookie where browsers can't send one."""
+"""Optional token: a bearer header for programs, an HttpOnly session cookie for the page.
+
+The token never travels in a URL (URLs end up in logs, history and Referer headers). The
+page signs in once (POST /api/session) and the server answers with a cookie holding a
+digest of the token, so changing the token signs every browser out. A change made with the
+cookie must come from the page's own origin: a cookie is sent on cross-site requests too.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 
 from aiohttp import web
 
 from transcriber.protocol.errors import ApiError
 from transcriber.web.keys import CONFIG
 from transcriber.web.middleware import Handler
+from transcriber.web.security import same_origin
 
-COOKIE = "transcriber_token"
+COOKIE = "transcriber_session"
+OPEN_PATHS = frozenset({"/api/health", "/api/session"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def presented_token(request: web.Request) -> str | None:
+def session_value(token: str) -> str:
+    return hmac.new(token.encode(), b"transcriber session v1", hashlib.sha256).hexdigest()
+
+
+def _bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.query.get("token") or request.cookies.get(COOKIE)
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+def _equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    expected = request.app[CONFIG].token
-    protected = request.path.startswith(("/api/", "/v1/")) and request.path != "/api/health"
-    if expected and protected:
-        given = presented_token(request) or ""
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise ApiError("UNAUTHORIZED", detail="send 'Authorization: Bearer <token>'")
+    token = request.app[CONFIG].token
+    protected = request.path.startswith(("/api/", "/v1/")) and request.path not in OPEN_PATHS
+    if not token or not protected:
+        return await handler(request)
+    bearer = _bearer(request)
+    if bearer is not None:
+        if not _equal(bearer, token):
+            raise ApiError("UNAUTHORIZED", detail="the bearer token is not the server's")
+        return await handler(request)
+    cookie = request.cookies.get(COOKIE)
+    if cookie is None or not _equal(cookie, session_value(token)):
+        raise ApiError("UNAUTHORIZED", detail="send 'Authorization: Bearer <token>' or sign in")
+    if request.method not in SAFE_METHODS and not same_origin(request):
+        raise ApiError("FORBIDDEN", "This request did not come from the server's own page.")
     return await handler(request)
+
+
+async def session_state(request: web.Request) -> web.Response:
+    """Whether a token is needed, and whether this browser's cookie is good."""
+    token = request.app[CONFIG].token
+    cookie = request.cookies.get(COOKIE, "")
+    signed_in = bool(token) and _equal(cookie, session_value(token or ""))
+    return web.json_response({"token_required": bool(token), "signed_in": signed_in})
+
+
+async def sign_in(request: web.Request) -> web.Response:
+    token = request.app[CONFIG].token
+    if not same_origin(request) and "Origin" in request.headers:
+        raise ApiError("FORBIDDEN", "Sign in from the server's own page.")
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as exc:
+        raise ApiError("BAD_REQUEST", "The body is not valid JSON.", str(exc)) from exc
+    given = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(given, str):
+        raise ApiError("BAD_REQUEST", "The JSON body needs a token.")
+    if not token:
+        return web.json_response({"token_required": False, "signed_in": False})
+    if not _equal(given, token):
+        raise ApiError("UNAUTHORIZED", "That token is not right.")
+    response = web.json_response({"token_required": True, "signed_in": True})
+    secure = request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
+    response.set_cookie(
+        COOKIE,
+        session_value(token),
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=secure,
+    )
+    return response
+
+
+async def sign_out(request: web.Request) -> web.Response:
+    response = web.json_response({"token_required": bool(request.app[CONFIG].token)})
+    response.del_cookie(COOKIE, path="/")
+    return response

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from transcriber.protocol.errors import ApiError
+from transcriber.protocol.errors import ApiError, reference
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             ApiError("BAD_REQUEST", detail=f"{type(exc).__name__}: {exc.message}")
         )
-    except Exception as exc:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(ApiError("INTERNAL", detail=f"{type(exc).__name__}: {exc}"))
+    except Exception:
+        ref = reference()
+        log.exception("unhandled error in %s %s [ref %s]", request.method, request.path, ref)
+        return error_response(ApiError("INTERNAL", detail=f"reference {ref} in the server's log"))

@@ -21,6 +21,7 @@ from transcriber.jobs.options import parse_options
 from transcriber.jobs.results import final_output
 from transcriber.jobs.upload import clean_filename, stored_suffix
 from transcriber.protocol.errors import CODES, ApiError
+from transcriber.protocol.languages import language_name
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, iso
 from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
@@ -38,6 +39,19 @@ def openai_error(status: int, message: str, code: str, param: str | None = None)
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     # The client retries 5xx and 429 unless told not to; a failed transcription will fail again.
     return web.json_response(body, status=status, headers={"x-should-retry": "false"})
+
+
+async def models(request: web.Request) -> web.Response:
+    """GET /v1/models: the models clients may choose, as OpenAI lists them."""
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "transcriber"}
+                for name in request.app[CONFIG].client_models
+            ],
+        }
+    )
 
 
 async def transcriptions(request: web.Request) -> web.StreamResponse:
@@ -146,7 +160,7 @@ def _render(
 def _verbose(data: dict[str, Any], words: bool, task: Task) -> dict[str, Any]:
     body: dict[str, Any] = {
         "task": task.options.get("task", "transcribe"),
-        "language": data["language"],
+        "language": language_name(data["language"]),
         "duration": data["duration"],
         "segments": [
             {

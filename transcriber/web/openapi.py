@@ -204,6 +204,64 @@ PATHS["/v1/audio/transcriptions"] = {
         },
     )
 }
+_SESSION = _json(
+    {
+        "type": "object",
+        "required": ["token_required"],
+        "properties": {"token_required": {"type": "boolean"}, "signed_in": {"type": "boolean"}},
+    },
+    "Whether a token is needed and whether this browser is signed in",
+)
+PATHS["/api/session"] = {
+    "get": _op("Sign-in state of this browser", {"200": _SESSION}),
+    "post": _op(
+        "Sign in with the token: sets an HttpOnly session cookie",
+        {"200": _SESSION, "400": ERR, "401": ERR, "403": ERR},
+        requestBody={
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["token"],
+                        "properties": {"token": {"type": "string"}},
+                    }
+                }
+            },
+        },
+    ),
+    "delete": _op("Sign out: clears the session cookie", {"200": _SESSION}),
+}
+PATHS["/v1/models"] = {
+    "get": _op(
+        "The models clients may choose, in OpenAI's list shape",
+        {
+            "200": _json(
+                {
+                    "type": "object",
+                    "required": ["object", "data"],
+                    "properties": {
+                        "object": {"const": "list"},
+                        "data": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["id", "object"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "object": {"const": "model"},
+                                    "created": {"type": "integer"},
+                                    "owned_by": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+                "Models",
+            )
+        },
+    )
+}
 
 
 def build() -> dict[str, Any]:

@@ -35,14 +35,23 @@ async def rttm(request: web.Request) -> web.Response:
 
 
 async def audio(request: web.Request) -> web.StreamResponse:
+    """The original file, only ever as the media type the probe found it to be.
+
+    A failed upload's bytes (an HTML or SVG file, say) go out as an attachment of unknown
+    type, so a browser never renders them on this server's origin.
+    """
     task = await request.app[TASKS].require(request.match_info["task_id"])
     path = request.app[TASKS].audio_path(task)
     if task.stage == Stage.UPLOADING or not path.exists():
         raise ApiError("NOT_READY", "The audio has not arrived yet.")
+    media = task.media_type
+    headers = {
+        "Content-Type": media or "application/octet-stream",
+        "Content-Disposition": _attachment(task.filename, inline=media is not None),
+        "X-Content-Type-Options": "nosniff",
+    }
     # FileResponse answers Range requests (206), so players can seek in long files.
-    return web.FileResponse(
-        path, headers={"Content-Disposition": _attachment(task.filename, inline=True)}
-    )
+    return web.FileResponse(path, headers=headers)
 
 
 def _attachment(name: str, inline: bool = False) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from transcriber.web import api, openai_api, openapi, results, ws
+from transcriber.web import api, auth, openai_api, openapi, results, ws
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 
@@ -21,6 +21,9 @@ def setup_routes(app: web.Application) -> None:
             web.get("/", index, name="index"),
             web.get("/api/health", api.health, name="health"),
             web.get("/api/openapi.json", openapi.document, name="openapi"),
+            web.get("/api/session", auth.session_state, name="session"),
+            web.post("/api/session", auth.sign_in, name="sign_in"),
+            web.delete("/api/session", auth.sign_out, name="sign_out"),
             web.get("/api/ws", ws.websocket, name="ws"),
             web.get("/api/tasks", api.list_tasks, name="tasks"),
             web.post("/api/tasks", api.create_task, name="create_task"),
@@ -33,6 +36,7 @@ def setup_routes(app: web.Application) -> None:
             web.get("/api/tasks/{task_id}/transcript", results.transcript, name="transcript"),
             web.get("/api/tasks/{task_id}/diarization.rttm", results.rttm, name="rttm"),
             web.post("/v1/audio/transcriptions", openai_api.transcriptions, name="openai"),
+            web.get("/v1/models", openai_api.models, name="openai_models"),
             web.static("/static", STATIC, name="static"),
         ]
     )

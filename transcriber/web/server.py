@@ -16,6 +16,7 @@ from transcriber.web.auth import auth_middleware
 from transcriber.web.keys import CONFIG, HUB, RUNNER, SOCKETS, STORE, TASKS
 from transcriber.web.middleware import error_middleware
 from transcriber.web.routes import setup_routes
+from transcriber.web.security import host_middleware, security_headers
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ async def revalidate_page(request: web.Request, response: web.StreamResponse) ->
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware], client_max_size=64 * 1024
+        middlewares=[error_middleware, host_middleware, auth_middleware],
+        client_max_size=64 * 1024,
     )
     app[CONFIG] = config
     app[HUB] = Hub()
@@ -63,5 +65,6 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(runner_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_response_prepare.append(revalidate_page)
+    app.on_response_prepare.append(security_headers)
     setup_routes(app)
     return app

@@ -17,6 +17,7 @@ from transcriber.protocol.errors import ApiError, error_body
 from transcriber.protocol.messages import PROTOCOL, ClientMessage, Ping, Unsubscribe
 from transcriber.protocol.stages import Stage
 from transcriber.web.keys import CONFIG, HUB, RUNNER, SOCKETS, TASKS
+from transcriber.web.security import origin_allowed
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +69,8 @@ class Outbox:
         return fresh
 
 
-def origin_allowed(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # curl, websocat, scripts
-    allowed = set(request.app[CONFIG].allowed_origins)
-    own = {f"{scheme}://{request.host}" for scheme in ("http", "https")}
-    return origin in allowed | own
-
-
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    if not origin_allowed(request):
+    if not origin_allowed(request, request.headers.get("Origin")):
         raise ApiError("FORBIDDEN", detail=f"origin {request.headers.get('Origin')!r}")
     config, hub = request.app[CONFIG], request.app[HUB]
     ws = web.WebSocketResponse(heartbeat=config.heartbeat, max_msg_size=MAX_MESSAGE)

@@ -56,11 +56,21 @@ def to_txt(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cue_text(text: str) -> str:
+    """One line that cannot end a cue or start a timing line: a blank line ends an SRT/VTT
+    cue, and a line holding "-->" reads as the next cue's times."""
+    return " ".join(text.split()).replace("-->", "->")
+
+
+def _vtt_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def to_srt(data: dict[str, Any]) -> str:
     blocks = []
     for index, seg in enumerate(data["segments"], start=1):
         times = f"{_stamp(seg['start'], ',')} --> {_stamp(seg['end'], ',')}"
-        blocks.append(f"{index}\n{times}\n{_label(seg)}{seg['text'].strip()}\n")
+        blocks.append(f"{index}\n{times}\n{cue_text(_label(seg) + seg['text'])}\n")
     return "\n".join(blocks)
 
 
@@ -69,8 +79,8 @@ def to_vtt(data: dict[str, Any]) -> str:
     for seg in data["segments"]:
         times = f"{_stamp(seg['start'], '.')} --> {_stamp(seg['end'], '.')}"
         speaker = seg.get("speaker")
-        text = seg["text"].strip().replace("<", "&lt;").replace(">", "&gt;")
-        cue = f"<v {speaker}>{text}" if speaker else text
+        text = _vtt_escape(cue_text(seg["text"]))
+        cue = f"<v {_vtt_escape(cue_text(speaker))}>{text}" if speaker else text
         blocks.append(f"{times}\n{cue}\n")
     return "\n".join(blocks)
 

@@ -1,0 +1,98 @@
+"""The edges a browser on a lab network can reach: Host names, origins, security headers.
+
+docs/security.md gives the threat model and what each setting protects.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from transcriber.protocol.errors import ApiError
+from transcriber.web.keys import CONFIG
+from transcriber.web.middleware import Handler
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+# Scripts and styles from this server only, nothing inline, no framing. 'self' in connect-src
+# covers the page's own WebSocket (ws: and wss: of the same host, CSP level 3).
+CSP = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def hostname(host: str) -> str:
+    """The name in a Host (or Origin authority) value, without the port; [::1] -> ::1."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_names(app: web.Application) -> frozenset[str]:
+    config = app[CONFIG]
+    names = set(LOOPBACK_NAMES) | {hostname(h) for h in config.allowed_hosts}
+    if config.host not in WILDCARDS:
+        names.add(hostname(config.host))
+    return frozenset(names)
+
+
+def host_allowed(request: web.Request) -> bool:
+    """Without a token, only names of this server: DNS rebinding brings other names here."""
+    if request.app[CONFIG].token:
+        return True
+    return hostname(request.host or "") in host_names(request.app)
+
+
+def origin_allowed(request: web.Request, origin: str | None) -> bool:
+    """The page's own origin on an allowed Host, or one the operator listed."""
+    if origin is None:
+        return True  # curl, websocat, scripts: no browser, no ambient credentials
+    if origin in request.app[CONFIG].allowed_origins:
+        return True
+    scheme, _, authority = origin.partition("://")
+    if scheme not in ("http", "https") or authority.lower() != (request.host or "").lower():
+        return False
+    return host_allowed(request)
+
+
+def same_origin(request: web.Request) -> bool:
+    """A request a browser sent from this server's own page (for cookie-authenticated changes)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    return origin is not None and origin_allowed(request, origin)
+
+
+@web.middleware
+async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not host_allowed(request):
+        raise ApiError(
+            "FORBIDDEN",
+            "This server does not answer to that host name.",
+            "the operator can add it with --allowed-hosts",
+        )
+    return await handler(request)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
