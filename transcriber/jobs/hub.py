@@ -17,6 +17,9 @@ class Subscriber(Protocol):
     def deliver(self, snapshot: Snapshot) -> None:
         """Take a snapshot without blocking; the subscriber decides how to queue it."""
 
+    def push(self, message: dict[str, Any]) -> None:
+        """Take any other message of the protocol (a task's deletion) without blocking."""
+
 
 class Hub:
     def __init__(self) -> None:
@@ -41,9 +44,22 @@ class Hub:
                 fut.set_result(snapshot)
 
     def forget(self, task_id: str) -> None:
-        """Drop a deleted task; subscribers keep their subscription but get nothing more."""
+        """Drop a deleted task: its subscribers are told, once, and their subscription ends."""
+        self.release(task_id)
+        for sub in self._subscribers.pop(task_id, set()):
+            sub.push({"type": "deleted", "task_id": task_id})
+
+    def release(self, task_id: str) -> None:
+        """Drop a task's snapshot from memory (a finished task nobody watches)."""
         self._latest.pop(task_id, None)
         self._text.pop(task_id, None)
+
+    def is_watched(self, task_id: str) -> bool:
+        return task_id in self._subscribers or task_id in self._waiters
+
+    def __len__(self) -> int:
+        """How many tasks' snapshots are held."""
+        return len(self._latest)
 
     def text(self, snapshot: Snapshot) -> str:
         """The snapshot as JSON; the latest one of a task is encoded once, not per subscriber."""

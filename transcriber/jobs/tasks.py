@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import secrets
 import shutil
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,21 @@ def new_task_id() -> str:
     return secrets.token_hex(8)
 
 
+# Finished tasks kept in memory (here and in the hub) for cheap reads; older ones leave once
+# nobody watches them and are read from SQLite again when asked for. Unfinished tasks stay.
+KEEP_FINISHED = 100
+
+
 class Tasks:
-    """The only path by which a task changes. Keeps the current Task of each known task."""
+    """The only path by which a task changes. Keeps the current Task of each unfinished task
+    and of the last KEEP_FINISHED finished ones (plus any finished task somebody watches)."""
 
     def __init__(self, store: Store, hub: Hub, files_dir: Path) -> None:
         self.store = store
         self.hub = hub
         self.files_dir = files_dir
         self._cache: dict[str, Task] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
 
     def work_dir(self, task_id: str) -> Path:
         return self.files_dir / task_id
@@ -46,6 +55,7 @@ class Tasks:
             if task is not None:
                 self._cache[task_id] = task
                 self.hub.publish(task_json(task))
+                self._retire(task)
         return task
 
     async def require(self, task_id: str) -> Task:
@@ -81,7 +91,23 @@ class Tasks:
         await self.store.save(task)
         if task_id in self._cache:  # not deleted while the row was being written
             self.hub.publish(task_json(task))
+            self._retire(task)
         return task
+
+    def _retire(self, task: Task) -> None:
+        """Let the oldest finished tasks leave memory once more than KEEP_FINISHED finished."""
+        if not task.stage.terminal:
+            self._finished.pop(task.id, None)
+            return
+        self._finished[task.id] = None
+        self._finished.move_to_end(task.id)
+        excess = len(self._finished) - KEEP_FINISHED
+        for task_id in list(itertools.islice(self._finished, max(0, excess))):
+            if self.hub.is_watched(task_id):
+                continue  # leaves at a later round, once unwatched
+            del self._finished[task_id]
+            self._cache.pop(task_id, None)
+            self.hub.release(task_id)
 
     async def show(self, task_id: str, **changes: Any) -> Task:
         """Publish a change without writing it, while the task's seq floor allows (see Task).
@@ -128,6 +154,7 @@ class Tasks:
 
     async def delete(self, task_id: str) -> None:
         self._cache.pop(task_id, None)
+        self._finished.pop(task_id, None)
         await self.store.delete(task_id)
         self.hub.forget(task_id)
         shutil.rmtree(self.work_dir(task_id), ignore_errors=True)
@@ -136,3 +163,4 @@ class Tasks:
         for task in tasks:
             self._cache[task.id] = task
             self.hub.publish(task_json(task))
+            self._retire(task)

@@ -83,10 +83,20 @@ class ErrorMessage(BaseModel):
     error: ErrorBody
 
 
+class Deleted(BaseModel):
+    """The task was deleted: no more messages come for it and its subscription has ended."""
+
+    model_config = _EXACT
+
+    type: Literal["deleted"]
+    task_id: TaskId
+
+
 class ServerMessage(
     RootModel[
         Annotated[
-            Hello | TaskMessage | Heartbeat | Pong | ErrorMessage, Field(discriminator="type")
+            Hello | TaskMessage | Heartbeat | Pong | ErrorMessage | Deleted,
+            Field(discriminator="type"),
         ]
     ]
 ):
