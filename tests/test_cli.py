@@ -92,6 +92,19 @@ def test_cancel_and_not_ready(server: ServerProcess, tmp_path: Path) -> None:
     assert "error CANCELLED: The task was cancelled." in status.stdout
 
 
+def test_token_goes_in_the_header_websocket_included(tmp_path: Path) -> None:
+    """With a token, --follow stays on the WebSocket (a 401 there would mean polling)."""
+    path = tmp_path / "secret.wav"
+    path.write_bytes(tone_wav(seconds=2.0))
+    for server in running_plumbing_server(tmp_path / "token", "--token", "cli-token"):
+        refused = cli(server.url, "submit", str(path))
+        assert refused.returncode == 3 and "(UNAUTHORIZED)" in refused.stderr
+        done = cli(server.url, "submit", str(path), "--follow", "--token", "cli-token")
+        assert done.returncode == 0, done.stderr
+        assert "WebSocket unavailable" not in done.stderr
+        assert "secret.wav: [########################] 100% Complete" in done.stderr
+
+
 def test_follow_falls_back_to_polling(server: ServerProcess, tmp_path: Path) -> None:
     """Behind a proxy that refuses WebSocket upgrades, --follow still sees the task end."""
     with contextmanager(running_proxy)(server.url, tmp_path / "proxy.log") as (url, switch):

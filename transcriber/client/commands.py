@@ -39,7 +39,6 @@ class Client:
         self.session = session
         self.url = url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.token = token
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {**self.headers, **kwargs.pop("headers", {})}
@@ -93,8 +92,10 @@ class Client:
     async def _follow_ws(
         self, names: dict[str, str], bars: Bars, final: dict[str, dict[str, Any]]
     ) -> None:
-        params = {"token": self.token} if self.token else {}
-        async with self.session.ws_connect(self.url + "/api/ws", params=params, heartbeat=30) as ws:
+        # The token goes in the header, as on every other request: never in a URL.
+        async with self.session.ws_connect(
+            self.url + "/api/ws", headers=self.headers, heartbeat=30
+        ) as ws:
             for task_id in names:
                 await ws.send_json({"type": "subscribe", "task_id": task_id})
             while len(final) < len(names):
