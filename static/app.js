@@ -1,12 +1,14 @@
 // Entry point: wires the settings, the API client, the connection manager and the views.
-// Tests read window.__transcriber (attempts, stage log, settings); see settings.js for the
-// URL parameters that shorten the reconnect schedule.
+// window.__transcriber is a small debug hook (the settings in force and the last connection
+// attempts) that the browser tests read; see settings.js for the URL parameters that shorten the
+// reconnect schedule.
 
 import { Api } from "./api.js";
 import { Connection } from "./connection.js";
-import { TERMINAL, errorBlock, h } from "./dom.js";
+import { errorBlock, h } from "./dom.js";
 import { ResultView } from "./result.js";
 import { readSettings } from "./settings.js";
+import { TERMINAL } from "./stages.js";
 import { TaskList } from "./tasks.js";
 import { UploadForm } from "./upload.js";
 
@@ -129,14 +131,7 @@ window.addEventListener("hashchange", () => {
   if (id && id !== tasks.selected) select(id);
 });
 
-window.__transcriber = {
-  settings,
-  attempts: connection.attempts,
-  stages: tasks.stageLog,
-  history: tasks.history,
-  connection,
-  tasks,
-};
+window.__transcriber = { settings, attempts: connection.attempts };
 
 showConnection(connection.state, connection.mode);
 upload.start();

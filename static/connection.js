@@ -13,6 +13,10 @@ const SHORT_POLL_MS = 5_000;
 // "Reconnect immediately" still waits until this long after the previous attempt began, so a
 // server or proxy that accepts and then drops every socket is not hammered in a tight loop.
 const MIN_ATTEMPT_GAP_S = 1;
+// Connection attempts remembered for the browser tests and for a person debugging from the
+// console (window.__transcriber.attempts): only the last ones, so a tab open for weeks keeps no
+// more than this.
+const ATTEMPT_LOG = 50;
 
 function sleep(ms, signal) {
   return new Promise((resolve) => {
@@ -35,8 +39,9 @@ export class Connection {
     this.state = "connecting";
     this.mode = "live";
     this.watched = new Set();
-    // Read by tests: {at, ended: seconds since page load, kind, outcome} per attempt.
+    // The last ATTEMPT_LOG attempts: {n, at, ended: seconds since page load, kind, outcome}.
     this.attempts = [];
+    this.attemptCount = 0;
     this.ws = null;
     this.attempt = null;
     this.live = false; // the current socket has delivered hello
@@ -101,8 +106,10 @@ export class Connection {
   connect(kind) {
     if (this.ws) return;
     this.clearTimer("retry");
-    this.attempt = { at: performance.now() / 1000, kind, outcome: "pending" };
+    this.attemptCount += 1;
+    this.attempt = { n: this.attemptCount, at: performance.now() / 1000, kind, outcome: "pending" };
     this.attempts.push(this.attempt);
+    if (this.attempts.length > ATTEMPT_LOG) this.attempts.shift();
     const ws = new WebSocket(this.api.wsUrl("/api/ws"));
     this.ws = ws;
     this.live = false;

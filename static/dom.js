@@ -1,5 +1,7 @@
 // Small DOM and formatting helpers shared by the views.
 
+import { STAGE_NAMES } from "./stages.js";
+
 // h("p", {class: "x", onclick: fn}, "text", child): attributes, event handlers, children.
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -15,19 +17,6 @@ export function h(tag, attrs = {}, ...children) {
   }
   return node;
 }
-
-export const STAGE_NAMES = Object.freeze({
-  uploading: "Uploading",
-  queued: "Queued",
-  transcribing: "Transcribing",
-  aligning: "Aligning",
-  diarizing: "Diarizing",
-  complete: "Complete",
-  failed: "Failed",
-  cancelled: "Cancelled",
-});
-
-export const TERMINAL = new Set(["complete", "failed", "cancelled"]);
 
 export function stageName(stage) {
   return STAGE_NAMES[stage] || stage;

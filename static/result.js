@@ -2,7 +2,8 @@
 // speaker) and the transcript. Clicking a line or a timeline block plays from there; the line
 // being heard is highlighted.
 
-import { TERMINAL, clock, h, speakerColour, stageName } from "./dom.js";
+import { clock, h, speakerColour, stageName } from "./dom.js";
+import { STAGE, TERMINAL } from "./stages.js";
 
 const FORMATS = [
   ["json", "JSON"],
@@ -65,7 +66,7 @@ export class ResultView {
       this.id = snap.id;
       this.loaded = null;
     }
-    if (snap.stage === "complete") {
+    if (snap.stage === STAGE.COMPLETE) {
       const key = `${snap.id}:${snap.attempt}`;
       if (this.loaded !== key) {
         this.loaded = key;
@@ -81,8 +82,8 @@ export class ResultView {
   }
 
   waiting(snap) {
-    if (snap.stage === "failed") return "This task failed; the list shows what went wrong.";
-    if (snap.stage === "cancelled") return "This task was cancelled.";
+    if (snap.stage === STAGE.FAILED) return "This task failed; the list shows what went wrong.";
+    if (snap.stage === STAGE.CANCELLED) return "This task was cancelled.";
     if (TERMINAL.has(snap.stage)) return "";
     return `${stageName(snap.stage)}. The transcript appears here when the task is complete.`;
   }

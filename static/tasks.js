@@ -1,7 +1,8 @@
 // The task list: one card per task with its stage, percentage, sub-line, error and actions.
 // Snapshots are applied only when their seq is above the one shown.
 
-import { TERMINAL, clock, errorBlock, h, megabytes, stageName, when } from "./dom.js";
+import { clock, errorBlock, h, megabytes, stageName, when } from "./dom.js";
+import { STAGE, TERMINAL } from "./stages.js";
 
 const LANGUAGES = new Intl.DisplayNames(undefined, { type: "language" });
 
@@ -24,10 +25,6 @@ export class TaskList {
     this.onUpdate = onUpdate;
     this.onRemove = onRemove;
     this.items = new Map();
-    // Read by tests: per task id, the stage names in the order shown, and every
-    // [stage, percent, sub-line] shown.
-    this.stageLog = {};
-    this.history = {};
     this.selected = null;
   }
 
@@ -163,16 +160,16 @@ export class TaskList {
 
   percent(item) {
     const { snap, upload } = item;
-    if (snap.stage === "uploading" && upload && upload.total) {
+    if (snap.stage === STAGE.UPLOADING && upload && upload.total) {
       return Math.min(100, Math.floor((upload.loaded * 100) / upload.total));
     }
-    if (snap.stage === "uploading") return snap.stage_progress || 0;
+    if (snap.stage === STAGE.UPLOADING) return snap.stage_progress || 0;
     return snap.progress || 0;
   }
 
   detail(item) {
     const { snap, upload } = item;
-    if (snap.stage !== "uploading" || !upload) return snap.detail || "";
+    if (snap.stage !== STAGE.UPLOADING || !upload) return snap.detail || "";
     if (upload.waiting) return "Waiting for the files before it";
     return `Uploaded ${megabytes(upload.loaded)} of ${megabytes(upload.total)} MB`;
   }
@@ -181,11 +178,6 @@ export class TaskList {
     const { snap, refs } = item;
     const stage = stageName(snap.stage);
     const pct = this.percent(item);
-    const log = (this.stageLog[snap.id] ||= []);
-    if (log[log.length - 1] !== stage) log.push(stage);
-    const shown = [stage, pct, this.detail(item)];
-    const past = (this.history[snap.id] ||= []);
-    if (past.at(-1)?.join("|") !== shown.join("|")) past.push(shown);
     refs.node.dataset.stage = snap.stage;
     refs.name.textContent = snap.filename;
     refs.stage.textContent = stage;
@@ -194,9 +186,9 @@ export class TaskList {
     refs.bar.setAttribute("aria-valuenow", String(pct));
     refs.bar.setAttribute("aria-valuetext", `${stage} ${pct}%`);
     // A failed task's sub-line is its error message, shown in the error block instead.
-    refs.detail.textContent = snap.stage === "failed" ? "" : shown[2];
+    refs.detail.textContent = snap.stage === STAGE.FAILED ? "" : this.detail(item);
     refs.detail.hidden = !refs.detail.textContent;
-    const error = snap.error && snap.stage === "failed" ? snap.error : item.localError;
+    const error = snap.error && snap.stage === STAGE.FAILED ? snap.error : item.localError;
     const shownCode = refs.error.dataset.code || "";
     const code = error ? `${error.code}:${error.detail}` : "";
     if (code !== shownCode) {
@@ -204,7 +196,8 @@ export class TaskList {
       refs.error.dataset.code = code;
     }
     refs.cancel.hidden = TERMINAL.has(snap.stage);
-    refs.retry.hidden = !(["failed", "cancelled"].includes(snap.stage) && snap.duration != null);
+    const retryable = [STAGE.FAILED, STAGE.CANCELLED].includes(snap.stage);
+    refs.retry.hidden = !(retryable && snap.duration != null);
     refs.meta.textContent = this.meta(snap);
   }
 

@@ -2,6 +2,7 @@
 // (POST /api/tasks with JSON, then PUT /api/tasks/{id}/audio with XMLHttpRequest for progress).
 
 import { errorBlock, h } from "./dom.js";
+import { STAGE } from "./stages.js";
 
 export class UploadForm {
   constructor({ form, input, drop, errors, api, tasks, onCreated }) {
@@ -95,7 +96,7 @@ export class UploadForm {
 
   async send(id, file) {
     const snap = this.tasks.snapshot(id);
-    if (!snap || snap.stage !== "uploading") {
+    if (!snap || snap.stage !== STAGE.UPLOADING) {
       this.tasks.setUpload(id, null);
       return;
     }
@@ -120,7 +121,7 @@ export class UploadForm {
       // The server is out of reach; the connection manager catches up later.
     }
     const snap = this.tasks.snapshot(id);
-    if (snap && snap.stage === "uploading" && exc.code !== "CANCELLED") {
+    if (snap && snap.stage === STAGE.UPLOADING && exc.code !== "CANCELLED") {
       this.tasks.setLocalError(id, exc);
     }
   }

@@ -1,7 +1,9 @@
 """The web page in a real Chromium against the real server process: upload to Complete, a server
 that goes away and comes back, a proxy that refuses WebSockets, and an error with its detail.
 
-Elements are found by role and name, as a person with a screen reader would find them.
+Elements are found by role and name, as a person with a screen reader would find them. What a
+task card showed over time is recorded by the tests' own observer (SEEN), not by the page;
+the page's only debug hook is window.__transcriber: the settings and its last connection attempts.
 Screenshots of each state go to docs/screenshots/.
 """
 
@@ -18,6 +20,8 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from transcriber.protocol.stages import Stage, javascript
 
 from .conftest import tone_wav
 from .serverproc import ROOT, ServerProcess, Switch, running_proxy
@@ -42,6 +46,23 @@ SHOTS = (
     else Path(tempfile.gettempdir()) / "transcriber-screenshots"
 )
 WORK_STAGES = ["Queued", "Transcribing", "Aligning", "Diarizing", "Complete"]
+# Installed in every page before its scripts run: per task id, every distinct
+# [stage, percent, sub-line] its card showed, in order.
+SEEN = """(() => {
+  window.seen = {};
+  const record = () => {
+    for (const card of document.querySelectorAll("#task-list > li[data-id]")) {
+      const text = (selector) => card.querySelector(selector)?.textContent ?? "";
+      const detail = card.querySelector(".detail");
+      const pct = Number.parseInt(text(".pct"), 10);
+      const shown = [text(".stage"), pct, detail && !detail.hidden ? detail.textContent : ""];
+      const past = (window.seen[card.dataset.id] ||= []);
+      if (past.at(-1)?.join("|") !== shown.join("|")) past.push(shown);
+    }
+  };
+  const options = { subtree: true, childList: true, characterData: true, attributes: true };
+  new MutationObserver(record).observe(document, { ...options, attributeFilter: ["hidden"] });
+})()"""
 
 StartServer = Callable[..., ServerProcess]
 
@@ -62,6 +83,7 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1100, "height": 760})
     page = context.new_page()
+    page.add_init_script(SEEN)
     page.set_default_timeout(15_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -122,8 +144,19 @@ def upload(page: Page, *files: Path) -> None:
     page.get_by_label("Choose audio files").set_input_files([str(f) for f in files])
 
 
-def page_state(page: Page, name: str, key: str) -> Any:
-    return page.evaluate("([name, key]) => window.__transcriber[name][key]", [name, key])
+def shown(page: Page, tid: str) -> list[tuple[str, int, str]]:
+    """Every distinct (stage, percent, sub-line) the task's card showed, in order."""
+    rows: list[list[Any]] = page.evaluate("(tid) => window.seen[tid] || []", tid)
+    return [(stage, pct, detail) for stage, pct, detail in rows]
+
+
+def shown_stages(page: Page, tid: str) -> list[str]:
+    """The stage names the task's card showed, in order."""
+    stages: list[str] = []
+    for stage, _, _ in shown(page, tid):
+        if not stages or stages[-1] != stage:
+            stages.append(stage)
+    return stages
 
 
 LISTEN = """() => {
@@ -144,8 +177,11 @@ def heard(page: Page) -> list[str]:
     return result
 
 
-def attempts(page: Page) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = page.evaluate("window.__transcriber.attempts")
+def attempts(page: Page, after: int = 0) -> list[dict[str, Any]]:
+    """The connection attempts the page remembers (its last 50), those numbered above `after`."""
+    result: list[dict[str, Any]] = page.evaluate(
+        "(after) => window.__transcriber.attempts.filter((a) => a.n > after)", after
+    )
     return result
 
 
@@ -155,6 +191,23 @@ def api_get(url: str, token: str | None = None) -> Any:
         request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
+
+
+# -- 0. the stage names come from the enum --------------------------------------------------------
+
+
+def test_stages_module_is_generated_from_the_enum() -> None:
+    """static/stages.js is what the Stage enum generates, and no other module spells a stage."""
+    static = ROOT / "static"
+    assert (static / "stages.js").read_text() == javascript(), (
+        "static/stages.js is stale: python -m transcriber.protocol.stages --js > static/stages.js"
+    )
+    for module in sorted(static.glob("*.js")):
+        if module.name == "stages.js":
+            continue
+        text = module.read_text()
+        spelled = [s for s in Stage for word in (s.value, s.label) if f'"{word}"' in text]
+        assert not spelled, f"{module.name} spells stages itself: {spelled}"
 
 
 # -- 1. upload to Complete ------------------------------------------------------------------------
@@ -195,8 +248,8 @@ def test_upload_to_complete(page: Page, start_server: StartServer, wav_file: Pat
     expect(card.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
     expect(card).to_contain_text("100%")
     tid = task_id(card)
-    assert page_state(page, "stages", tid) == ["Uploading", *WORK_STAGES]
-    history = page_state(page, "history", tid)
+    assert shown_stages(page, tid) == ["Uploading", *WORK_STAGES]
+    history = shown(page, tid)
     uploading = [pct for stage, pct, _ in history if stage == "Uploading"]
     assert any(0 < pct < 100 for pct in uploading), history
     work = [pct for stage, pct, _ in history if stage != "Uploading"]
@@ -310,16 +363,16 @@ def test_server_stopped_and_restarted(
     shot(page, "disconnected.png")
 
     # Pressing Reconnect tries at once; with the server still down it stays Disconnected.
-    count = len(attempts(page))
+    last = attempts(page)[-1]["n"]
     reconnect.click()
     expect(connection(page)).to_have_text("Disconnected")
-    assert any(a["kind"] == "manual" for a in attempts(page)[count:])
+    assert any(a["kind"] == "manual" for a in attempts(page, after=last))
     # The browser's `online` event tries at once too.
-    count = len(attempts(page))
+    last = attempts(page)[-1]["n"]
     page.context.set_offline(True)
     page.context.set_offline(False)
     page.wait_for_function(
-        f"window.__transcriber.attempts.slice({count}).some((a) => a.kind === 'online')"
+        f"() => window.__transcriber.attempts.some((a) => a.n > {last} && a.kind === 'online')"
     )
     expect(connection(page)).to_have_text("Disconnected")
 
@@ -329,7 +382,7 @@ def test_server_stopped_and_restarted(
     expect(reconnect).to_be_hidden()
     expect(card.get_by_text("Complete", exact=True)).to_be_visible(timeout=40_000)
     expect(card).to_contain_text("100%")
-    stages = page_state(page, "stages", tid)
+    stages = shown_stages(page, tid)
     assert stages[-1] == "Complete" and "Transcribing" in stages, stages
     snap = api_get(f"{server.url}/api/tasks/{tid}")
     assert snap["stage"] == "complete" and snap["attempt"] == 2
@@ -370,11 +423,11 @@ def test_websocket_refused_falls_back_to_polling(
     switch("freeze")
     frozen_at = page.evaluate("performance.now() / 1000")
     page.wait_for_function(
-        "window.__transcriber.attempts.length === 2"
-        " && window.__transcriber.attempts[1].outcome === 'hello'",
+        "() => window.__transcriber.attempts.some((a) => a.n === 2 && a.outcome === 'hello')",
         timeout=15_000,
     )
     first, second = attempts(page)
+    assert (first["n"], second["n"]) == (1, 2), (first, second)
     assert first["outcome"] == "lost (dead)", first
     assert 6.5 <= first["ended"] - frozen_at <= 9, (frozen_at, first)
     assert second["kind"] == "reconnect" and second["at"] - first["ended"] < 0.5
@@ -399,7 +452,7 @@ def test_websocket_refused_falls_back_to_polling(
     expect(card).to_contain_text("100%")
     expect(mode(page)).to_have_text("Polling")
     tid = task_id(card)
-    stages = page_state(page, "stages", tid)
+    stages = shown_stages(page, tid)
     assert stages[0] == "Uploading" and stages[-1] == "Complete", stages
     assert set(stages) <= {"Uploading", *WORK_STAGES}, stages
     background = [a for a in attempts(page) if a["kind"] == "background"]
@@ -452,7 +505,7 @@ def test_error_detail_and_cancel_retry(
     tone.get_by_role("button", name="Retry").click()
     expect(tone.get_by_text("Complete", exact=True)).to_be_visible(timeout=30_000)
     tid = task_id(tone)
-    stages = page_state(page, "stages", tid)
+    stages = shown_stages(page, tid)
     assert stages[stages.index("Cancelled") + 1 :][-1] == "Complete", stages
     assert "Queued" in stages[stages.index("Cancelled") :], stages
 
@@ -468,8 +521,8 @@ def test_real_model_upload_to_complete(page: Page, tmp_path: Path) -> None:
         card = task_card(page, "voices.wav")
         expect(card.get_by_text("Complete", exact=True)).to_be_visible(timeout=600_000)
         tid = task_id(card)
-        assert page_state(page, "stages", tid) == ["Uploading", *WORK_STAGES]
-        history = page_state(page, "history", tid)
+        assert shown_stages(page, tid) == ["Uploading", *WORK_STAGES]
+        history = shown(page, tid)
         details = [detail for _, _, detail in history]
         assert any(d.startswith("Segment ") for d in details), details
         assert any(d.startswith("Speaker embeddings") for d in details), details
