@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CpuMeter, Server, machine_note, median, plumbing_args, tone_wav
+from common import ROOT, CpuMeter, Server, machine_note, median, plumbing_args, tone_wav
 
 
 def serve_trivial(port: int, snapshot_file: str, access_log: bool) -> None:
@@ -120,6 +120,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per target")
     parser.add_argument("--client", choices=["auto", "wrk", "aiohttp"], default="auto")
     parser.add_argument("--no-access-log-target", action="store_true")
+    parser.add_argument(
+        "--compare",
+        metavar="REF",
+        help="also serve git REF (a worktree) as target 'before': the cost of a change",
+    )
     parser.add_argument("--serve-trivial", nargs=2, metavar=("PORT", "SNAPSHOT"))
     parser.add_argument("--access-log", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -147,24 +152,39 @@ def main() -> None:
             for name, server in servers.items():
                 if name != "real":
                     server.start(ready_path=f"/api/tasks/{snapshot['id']}")
-            results = rounds(servers, snapshot, load, args)
+            paths = {name: f"/api/tasks/{snapshot['id']}" for name in servers}
+            if args.compare:
+                before = Server(
+                    tmp, *plumbing_args(), name="before", root=worktree(tmp, args.compare)
+                )
+                servers["before"] = before.start()
+                paths["before"] = f"/api/tasks/{prepare_task(before.url)['id']}"
+            results = rounds(servers, paths, load, args)
         finally:
             for server in servers.values():
                 server.stop()
+            if args.compare:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "before-src")])
     report(results, snapshot, client, args)
 
 
+def worktree(tmp: Path, ref: str) -> Path:
+    """The project at `ref`, checked out beside this one (its own code, this venv)."""
+    folder = tmp / "before-src"
+    subprocess.run(["git", "worktree", "add", "--detach", str(folder), ref], check=True, cwd=ROOT)
+    return folder
+
+
 def rounds(
-    servers: dict[str, Server], snapshot: dict[str, Any], load: Any, args: argparse.Namespace
+    servers: dict[str, Server], paths: dict[str, str], load: Any, args: argparse.Namespace
 ) -> dict[str, list[tuple[float, int, float]]]:
-    path = f"/api/tasks/{snapshot['id']}"
-    for server in servers.values():  # warm-up: first connections, lazy imports
-        load(server.url + path, args.connections, 1.0)
+    for name, server in servers.items():  # warm-up: first connections, lazy imports
+        load(server.url + paths[name], args.connections, 1.0)
     results: dict[str, list[tuple[float, int, float]]] = {name: [] for name in servers}
     for _ in range(args.rounds):
         for name, server in servers.items():
             cpu = CpuMeter(server.pid)
-            rps, errors = load(server.url + path, args.connections, args.seconds)
+            rps, errors = load(server.url + paths[name], args.connections, args.seconds)
             results[name].append((rps, errors, cpu.read()[2]))
     return results
 
@@ -198,7 +218,7 @@ def report(
             f"{name:<12} {each:<28} {medians[name]:>8.0f} {errors:>7} {cpu:>8.0%} "
             f"{per_cpu[name]:>10.0f}"
         )
-    for other in ("trivial", "trivial+log"):
+    for other in ("trivial", "trivial+log", "before"):
         if other in medians:
             print(
                 f"ratio real / {other}: {medians['real'] / medians[other]:.2f} req/s, "

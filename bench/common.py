@@ -220,19 +220,24 @@ class Server:
         nofile: int | None = None,
         cmd: Sequence[str] | None = None,
         name: str = "server",
+        root: Path = ROOT,
     ) -> None:
+        self.root = root
         self.port = free_port()
         self.data_dir = tmp / f"{name}-{self.port}"
         self.log = tmp / f"{name}-{self.port}.log"
         self.cmd = list(cmd) if cmd is not None else self._serve_cmd(args)
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+        if root != ROOT:
+            # Another checkout's package first on the path, ahead of this venv's editable one.
+            self.env["PYTHONPATH"] = str(root)
         self.nofile = nofile
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _serve_cmd(self, args: Sequence[str]) -> list[str]:
         return [
             sys.executable,
-            str(ROOT / "app.py"),
+            str(self.root / "app.py"),
             "--host",
             HOST,
             "--port",

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from transcriber import __version__
+from transcriber.jobs.admission import admit, check_disk, check_queue
 from transcriber.jobs.ingest import drain_form, form_until_file, ingest, part_chunks
 from transcriber.jobs.options import parse_options
 from transcriber.jobs.upload import CHUNK, clean_filename, stored_suffix
@@ -39,6 +40,7 @@ def snapshot_response(
 
 async def create_task(request: web.Request) -> web.StreamResponse:
     """Multipart upload, raw audio body, or a JSON body for the two-step upload."""
+    admit(request.app[CONFIG], request.app[RUNNER].queue_length)
     ctype = request.content_type
     if ctype == "multipart/form-data":
         return await _create_multipart(request)
@@ -80,6 +82,7 @@ async def upload_audio(request: web.Request) -> web.Response:
     task = await request.app[TASKS].require(request.match_info["task_id"])
     if task.stage != Stage.UPLOADING or request.app[TASKS].audio_path(task).exists():
         raise ApiError("CONFLICT", "This task already has its audio.")
+    check_disk(request.app[CONFIG])
     total = request.content_length or (task.size or None)
     return await _finish_upload(request, task, request.content.iter_chunked(CHUNK), total)
 
@@ -199,6 +202,7 @@ async def retry_task(request: web.Request) -> web.Response:
         raise ApiError("CONFLICT", "Only a failed or cancelled task can be retried.")
     if task.duration is None or not request.app[TASKS].audio_path(task).exists():
         raise ApiError("CONFLICT", "This task never received a whole audio file; upload it again.")
+    check_queue(request.app[CONFIG], request.app[RUNNER].queue_length)
     await request.app[TASKS].update(task.id, interruptions=0)
     await request.app[RUNNER].enqueue(task.id)
     return _current(request, task.id)

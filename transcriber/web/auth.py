@@ -17,7 +17,7 @@ from aiohttp import web
 from transcriber.protocol.errors import ApiError
 from transcriber.web.keys import CONFIG
 from transcriber.web.middleware import Handler
-from transcriber.web.security import same_origin
+from transcriber.web.security import check_host, same_origin
 
 COOKIE = "transcriber_session"
 OPEN_PATHS = frozenset({"/api/health", "/api/session"})
@@ -39,6 +39,8 @@ def _equal(a: str, b: str) -> bool:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The Host check (web/security.py), then the token; one middleware for both."""
+    check_host(request)
     token = request.app[CONFIG].token
     protected = request.path.startswith(("/api/", "/v1/")) and request.path not in OPEN_PATHS
     if not token or not protected:

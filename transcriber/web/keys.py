@@ -16,3 +16,5 @@ HUB = web.AppKey("hub", Hub)
 TASKS = web.AppKey("tasks", Tasks)
 RUNNER = web.AppKey("runner", Runner)
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
+# The Host names this server answers to without a token (web/security.py), worked out once.
+HOST_NAMES: web.AppKey[frozenset[str]] = web.AppKey("host_names")

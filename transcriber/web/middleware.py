@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def error_response(exc: ApiError) -> web.Response:
-    return web.json_response({"error": exc.body}, status=exc.status)
+    return web.json_response({"error": exc.body}, status=exc.status, headers=exc.headers)
 
 
 _HTTP_CODES = {

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from transcriber.config import Config
 from transcriber.protocol.errors import ApiError
-from transcriber.web.keys import CONFIG
-from transcriber.web.middleware import Handler
+from transcriber.web.keys import CONFIG, HOST_NAMES
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
@@ -46,8 +46,7 @@ def hostname(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def host_names(app: web.Application) -> frozenset[str]:
-    config = app[CONFIG]
+def host_names(config: Config) -> frozenset[str]:
     names = set(LOOPBACK_NAMES) | {hostname(h) for h in config.allowed_hosts}
     if config.host not in WILDCARDS:
         names.add(hostname(config.host))
@@ -58,7 +57,7 @@ def host_allowed(request: web.Request) -> bool:
     """Without a token, only names of this server: DNS rebinding brings other names here."""
     if request.app[CONFIG].token:
         return True
-    return hostname(request.host or "") in host_names(request.app)
+    return hostname(request.host or "") in request.app[HOST_NAMES]
 
 
 def origin_allowed(request: web.Request, origin: str | None) -> bool:
@@ -82,17 +81,14 @@ def same_origin(request: web.Request) -> bool:
     return origin is not None and origin_allowed(request, origin)
 
 
-@web.middleware
-async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def check_host(request: web.Request) -> None:
     if not host_allowed(request):
         raise ApiError(
             "FORBIDDEN",
             "This server does not answer to that host name.",
             "the operator can add it with --allowed-hosts",
         )
-    return await handler(request)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+    response.headers.update(HEADERS)

@@ -13,10 +13,10 @@ from transcriber.jobs.runner import Runner
 from transcriber.jobs.tasks import Tasks
 from transcriber.store.db import Store
 from transcriber.web.auth import auth_middleware
-from transcriber.web.keys import CONFIG, HUB, RUNNER, SOCKETS, STORE, TASKS
+from transcriber.web.keys import CONFIG, HOST_NAMES, HUB, RUNNER, SOCKETS, STORE, TASKS
 from transcriber.web.middleware import error_middleware
 from transcriber.web.routes import setup_routes
-from transcriber.web.security import host_middleware, security_headers
+from transcriber.web.security import host_names, security_headers
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,11 @@ async def revalidate_page(request: web.Request, response: web.StreamResponse) ->
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, host_middleware, auth_middleware],
+        middlewares=[error_middleware, auth_middleware],
         client_max_size=64 * 1024,
     )
     app[CONFIG] = config
+    app[HOST_NAMES] = host_names(config)
     app[HUB] = Hub()
     sockets: set[web.WebSocketResponse] = set()
     app[SOCKETS] = sockets
