@@ -21,6 +21,7 @@ from transcriber.jobs.queue import JobQueue, ordinal_in_queue
 from transcriber.jobs.recovery import recover
 from transcriber.jobs.supervise import Running, Stop, job_limit
 from transcriber.jobs.tasks import Tasks
+from transcriber.jobs.upload import expire_uploads
 from transcriber.protocol.errors import CODES
 from transcriber.protocol.stages import Stage, pipeline_stages, stage_weights
 from transcriber.store.task import Task
@@ -216,6 +217,11 @@ class Runner:
                     await self._supervise(running, now)
                 except Exception:
                     log.exception("watchdog: task %s", running.task_id)
+            try:
+                await expire_uploads(self.tasks, self.config.upload_timeout)
+                await self.tasks.flush()
+            except Exception:
+                log.exception("watchdog: uploads and unsaved changes")
 
     async def _supervise(self, running: Running, now: float) -> None:
         why = running.overdue(now, self.config.stall_timeout)

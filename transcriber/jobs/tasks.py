@@ -7,6 +7,7 @@ import itertools
 import logging
 import secrets
 import shutil
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from transcriber.jobs.hub import Hub
 from transcriber.protocol.errors import ApiError, reference, scrub
 from transcriber.protocol.stages import Stage
-from transcriber.store.db import Store
+from transcriber.store.db import DiskFull, Store
 from transcriber.store.task import Task, task_json
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,10 @@ class Tasks:
         self.files_dir = files_dir
         self._cache: dict[str, Task] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
+        # Uploads in progress: when their last byte came (time.monotonic()).
+        self.uploads: dict[str, float] = {}
+        # Changed while the disk was full: shown, and written by flush() once there is room.
+        self._unsaved: set[str] = set()
 
     def work_dir(self, task_id: str) -> Path:
         return self.files_dir / task_id
@@ -74,8 +79,13 @@ class Tasks:
             id=task_id, filename=filename, stored_name="source" + suffix, options=options, seq=1
         )
         self.work_dir(task_id).mkdir(parents=True, exist_ok=True)
+        try:
+            await self.store.save(task)
+        except DiskFull as exc:
+            shutil.rmtree(self.work_dir(task_id), ignore_errors=True)
+            raise ApiError("DISK_FULL", detail="the database could not be written") from exc
         self._cache[task_id] = task
-        await self.store.save(task)
+        self.uploads[task_id] = time.monotonic()
         self.hub.publish(task_json(task))
         return task
 
@@ -88,7 +98,7 @@ class Tasks:
                 raise KeyError(task_id)
         task = current.changed(**changes)
         self._cache[task_id] = task
-        await self.store.save(task)
+        await self._save(task)
         if task_id in self._cache:  # not deleted while the row was being written
             self.hub.publish(task_json(task))
             self._retire(task)
@@ -96,6 +106,8 @@ class Tasks:
 
     def _retire(self, task: Task) -> None:
         """Let the oldest finished tasks leave memory once more than KEEP_FINISHED finished."""
+        if task.stage != Stage.UPLOADING:
+            self.uploads.pop(task.id, None)
         if not task.stage.terminal:
             self._finished.pop(task.id, None)
             return
@@ -103,8 +115,8 @@ class Tasks:
         self._finished.move_to_end(task.id)
         excess = len(self._finished) - KEEP_FINISHED
         for task_id in list(itertools.islice(self._finished, max(0, excess))):
-            if self.hub.is_watched(task_id):
-                continue  # leaves at a later round, once unwatched
+            if self.hub.is_watched(task_id) or task_id in self._unsaved:
+                continue  # leaves at a later round, once unwatched and written
             del self._finished[task_id]
             self._cache.pop(task_id, None)
             self.hub.release(task_id)
@@ -132,8 +144,29 @@ class Tasks:
         if task_json(task) != task_json(current):
             raise ValueError(f"record() would change the snapshot: {sorted(changes)}")
         self._cache[task_id] = task
-        await self.store.save(task)
+        await self._save(task)
         return task
+
+    async def _save(self, task: Task) -> None:
+        try:
+            await self.store.save(task)
+        except DiskFull:
+            # The database stays whole; the change is shown now and written by flush().
+            log.error("task %s: disk full, its change waits to be written", task.id)
+            self._unsaved.add(task.id)
+        else:
+            self._unsaved.discard(task.id)
+
+    async def flush(self) -> None:
+        """Write the changes the disk had no room for (called by the watchdog's tick)."""
+        for task_id in list(self._unsaved):
+            task = self._cache.get(task_id)
+            if task is None:
+                self._unsaved.discard(task_id)
+                continue
+            await self._save(task)
+            if task_id in self._unsaved:
+                return  # still full
 
     async def fail(self, task_id: str, code: str, message: str, detail: str) -> Task:
         """Fail the task with an error a client may read: no server paths, and for INTERNAL
@@ -154,6 +187,7 @@ class Tasks:
 
     async def delete(self, task_id: str) -> None:
         self._cache.pop(task_id, None)
+        self.uploads.pop(task_id, None)
         self._finished.pop(task_id, None)
         await self.store.delete(task_id)
         self.hub.forget(task_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import re
 import time
@@ -129,6 +130,7 @@ async def receive(
                         "The upload was cancelled.",
                         "the task left the uploading stage during the upload",
                     )
+                tasks.uploads[task_id] = time.monotonic()
                 await progress(received)
     except ApiError as exc:
         await _abandon(path, tasks, task_id, exc.code, exc.body["message"], exc.body["detail"])
@@ -137,6 +139,13 @@ async def receive(
         detail = f"{type(exc).__name__}: {exc} (received {received} bytes)"
         await _abandon(path, tasks, task_id, "UPLOAD_INCOMPLETE", None, detail)
         raise ApiError("UPLOAD_INCOMPLETE", detail=detail, task_id=task_id) from exc
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        # The partial file goes first: the task's failure then has room to be written.
+        detail = f"the disk filled up after {received} bytes"
+        await _abandon(path, tasks, task_id, "DISK_FULL", None, detail)
+        raise ApiError("DISK_FULL", detail=detail, task_id=task_id) from exc
     if exact and total is not None and received < total:
         detail = f"received {received} of {total} bytes"
         await _abandon(path, tasks, task_id, "UPLOAD_INCOMPLETE", None, detail)
@@ -151,3 +160,20 @@ async def _abandon(
     current = tasks.current(task_id)
     if current is not None and current.stage == Stage.UPLOADING:
         await tasks.fail(task_id, code, message or CODES[code][1], detail)
+
+
+async def expire_uploads(tasks: Tasks, timeout: float) -> None:
+    """Fail the uploads that received no byte for `timeout` seconds (UPLOAD_INCOMPLETE): a
+    two-step upload whose PUT never came, or a client that stopped sending. The partial file
+    is removed; bytes that arrive later find the task failed and are refused."""
+    now = time.monotonic()
+    for task_id, last in list(tasks.uploads.items()):
+        if now - last < timeout:
+            continue
+        tasks.uploads.pop(task_id, None)
+        task = tasks.current(task_id)
+        if task is None:
+            continue
+        detail = f"no bytes arrived for {now - last:.0f} s (the upload timeout is {timeout:g} s)"
+        log.info("task %s: %s", task_id, detail)
+        await _abandon(tasks.audio_path(task), tasks, task_id, "UPLOAD_INCOMPLETE", None, detail)

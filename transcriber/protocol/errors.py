@@ -97,3 +97,5 @@ class ApiError(Exception):
         self.code = code
         self.status = CODES[code][0]
         self.body = error_body(code, message, detail) | extra
+        # HTTP headers for the answer (Retry-After with QUEUE_FULL).
+        self.headers: dict[str, str] = {}

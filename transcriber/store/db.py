@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,11 @@ from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
 
 log = logging.getLogger(__name__)
+
+
+class DiskFull(Exception):
+    """A write found the disk full; nothing of it was stored."""
+
 
 # Named, ordered migrations; PRAGMA user_version counts how many have been applied.
 MIGRATIONS: list[tuple[str, str]] = [
@@ -167,12 +173,19 @@ class Store:
         rowid that breaks ties in the created order.
         """
         placeholders = ", ".join("?" * len(COLUMNS.split(",")))
-        await self._db.execute(
-            f"INSERT INTO tasks ({COLUMNS}) VALUES ({placeholders})"
-            f" ON CONFLICT(id) DO UPDATE SET {_UPDATES}",
-            _task_to_row(task),
-        )
-        await self._db.commit()
+        try:
+            await self._db.execute(
+                f"INSERT INTO tasks ({COLUMNS}) VALUES ({placeholders})"
+                f" ON CONFLICT(id) DO UPDATE SET {_UPDATES}",
+                _task_to_row(task),
+            )
+            await self._db.commit()
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc):
+                raise
+            # SQLite keeps the file whole; the transaction is dropped and may be tried again.
+            await self._db.rollback()
+            raise DiskFull(str(exc)) from exc
 
     async def get(self, task_id: str) -> Task | None:
         async with self._db.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,)) as cur:

@@ -1,0 +1,40 @@
+"""Admission: whether the server takes a new task now (--max-queue, --min-free-disk).
+
+Checked before a task is made and before any byte is stored, by every route that makes or
+requeues one.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from transcriber.config import Config
+from transcriber.protocol.errors import ApiError
+
+# What a client is told to wait before it tries again when the queue is full: about one
+# short job. Clients back off further on their own.
+RETRY_AFTER_SECONDS = 60
+
+
+def admit(config: Config, waiting: int) -> None:
+    """Raise QUEUE_FULL (429, with Retry-After) or DISK_FULL (507); return when there is room."""
+    check_queue(config, waiting)
+    check_disk(config)
+
+
+def check_queue(config: Config, waiting: int) -> None:
+    if waiting >= config.max_queue:
+        error = ApiError(
+            "QUEUE_FULL", detail=f"{waiting} tasks are waiting; the limit is {config.max_queue}"
+        )
+        error.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        raise error
+
+
+def check_disk(config: Config) -> None:
+    free = shutil.disk_usage(config.data_dir).free
+    if free < config.min_free_disk:
+        raise ApiError(
+            "DISK_FULL",
+            detail=f"{free} bytes free in the data folder; {config.min_free_disk} must stay free",
+        )
