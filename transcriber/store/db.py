@@ -12,6 +12,7 @@ import aiosqlite
 
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
+from transcriber.store.transcripts import MIGRATION as TRANSCRIPTS_MIGRATION
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         "media type found by the probe, the only type the file is served back as",
         "ALTER TABLE tasks ADD COLUMN media_type TEXT;",
     ),
+    ("transcript revisions, searchable segments and their FTS5 index", TRANSCRIPTS_MIGRATION),
 ]
 
 COLUMNS = (
@@ -162,6 +164,11 @@ class Store:
             await db.close()
             raise
         return cls(db)
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        """The connection, for the other tables' SQL (store/transcripts.py)."""
+        return self._db
 
     async def close(self) -> None:
         await self._db.close()
