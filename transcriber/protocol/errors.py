@@ -30,6 +30,7 @@ CODES: dict[str, tuple[int, str]] = {
     "METHOD_NOT_ALLOWED": (405, "This address does not accept that method."),
     "NOT_READY": (409, "The task is not in a state that allows this yet."),
     "CONFLICT": (409, "The task is not in a state that allows this."),
+    "PRECONDITION_FAILED": (412, "This was changed elsewhere since you loaded it; reload it."),
     "UNAUTHORIZED": (401, "A valid access token is required."),
     "FORBIDDEN": (403, "This origin may not connect."),
     "INTERNAL": (500, "Something went wrong inside the server."),
