@@ -172,3 +172,23 @@ async def test_disk_filling_up_fails_only_the_task_that_hit_it(
     assert (await wait_for_stage(client, after["id"], {"complete", "failed"}))[
         "stage"
     ] == "complete"
+
+
+async def test_list_pages_on_with_a_cursor(client: Any) -> None:
+    ids = []
+    for i in range(5):
+        resp = await client.post("/api/tasks", json={"filename": f"f{i}.wav"})
+        ids.append((await resp.json())["id"])
+    first = await (await client.get("/api/tasks", params={"limit": 2})).json()
+    assert [t["id"] for t in first["tasks"]] == [ids[4], ids[3]]
+    # A task deleted and one added between pages move neither the cursor nor the next page.
+    assert (await client.delete(f"/api/tasks/{ids[3]}")).status == 204
+    await client.post("/api/tasks", json={"filename": "new.wav"})
+    params = {"limit": 2, "before": first["next"]}
+    second = await (await client.get("/api/tasks", params=params)).json()
+    assert [t["id"] for t in second["tasks"]] == [ids[2], ids[1]]
+    params["before"] = second["next"]
+    last = await (await client.get("/api/tasks", params=params)).json()
+    assert ([t["id"] for t in last["tasks"]], last["next"]) == ([ids[0]], None)
+    bad = await client.get("/api/tasks", params={"before": "yesterday"})
+    await assert_error(bad, 400, "BAD_REQUEST")

@@ -57,6 +57,9 @@ class TaskList(BaseModel):
     total: int = Field(ge=0)
     limit: int = Field(ge=1)
     offset: int = Field(ge=0)
+    next: str | None = Field(
+        description="The cursor of the following page (pass it as `before`); null on the last."
+    )
 
 
 class NewTask(BaseModel):

@@ -200,14 +200,33 @@ class Store:
         return _row_to_task(row) if row else None
 
     async def page(self, limit: int, offset: int) -> tuple[list[Task], int]:
+        rows, total, _ = await self.listing(limit, offset)
+        return rows, total
+
+    async def listing(
+        self, limit: int, offset: int = 0, before: tuple[str, int] | None = None
+    ) -> tuple[list[Task], int, tuple[str, int] | None]:
+        """Newest first: a page of tasks, the total, and the cursor of the next page (None on
+        the last). A cursor (created_at, rowid) holds its place when tasks are added or
+        deleted meanwhile, which an offset does not."""
+        where, args = "", [limit + 1, offset]
+        args_with: list[object] = list(args)
+        if before is not None:
+            where = "WHERE (created_at, rowid) < (?, ?)"
+            args_with = [*before, *args]
         async with self._db.execute(
-            f"SELECT {COLUMNS} FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-            (limit, offset),
+            f"SELECT {COLUMNS}, rowid AS row_number FROM tasks {where}"
+            " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            args_with,
         ) as cur:
-            rows = await cur.fetchall()
+            rows = list(await cur.fetchall())
         async with self._db.execute("SELECT COUNT(*) FROM tasks") as cur:
             total = await cur.fetchone()
-        return [_row_to_task(r) for r in rows], int(total[0]) if total else 0
+        cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            cursor = (str(rows[-1]["created_at"]), int(rows[-1]["row_number"]))
+        return [_row_to_task(r) for r in rows], int(total[0]) if total else 0, cursor
 
     async def unfinished(self) -> list[Task]:
         """Tasks that were not in a terminal stage, oldest first (the queue order)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -144,17 +145,33 @@ def _created(task: Task) -> web.Response:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
+    """Newest first. Page on with `before=<next>` from the previous page (or with offset)."""
     limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
     offset = _int_param(request, "offset", 0, 0, 10**9)
-    rows, total = await request.app[TASKS].store.page(limit, offset)
+    before = _cursor(request.query.get("before"))
+    rows, total, following = await request.app[TASKS].store.listing(limit, offset, before)
     return web.json_response(
         {
             "tasks": [task_json(t) for t in rows],
             "total": total,
             "limit": limit,
             "offset": offset,
+            "next": f"{following[0]}_{following[1]}" if following else None,
         }
     )
+
+
+_CURSOR = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)_(\d{1,19})$")
+
+
+def _cursor(raw: str | None) -> tuple[str, int] | None:
+    """A page cursor as the list gave it in `next`: the created_at and row of the last task."""
+    if raw is None:
+        return None
+    found = _CURSOR.match(raw)
+    if found is None:
+        raise ApiError("BAD_REQUEST", "before must be the 'next' of a previous page.", raw[:100])
+    return found.group(1), int(found.group(2))
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -52,7 +52,7 @@ ERR = _json(_ref(ErrorResponse), "Error")
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 _TASK = _json(_ref(Snapshot), "The task snapshot")
-_UPLOAD_ERRORS = {"400": ERR, "413": ERR, "415": ERR, "422": ERR}
+_UPLOAD_ERRORS = {"400": ERR, "413": ERR, "415": ERR, "422": ERR, "429": ERR, "507": ERR}
 
 
 def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -93,6 +93,12 @@ _PAGE = [
         "name": "offset",
         "in": "query",
         "schema": {"type": "integer", "minimum": 0, "maximum": 10**9},
+    },
+    {
+        "name": "before",
+        "in": "query",
+        "description": "The `next` cursor of the previous page.",
+        "schema": {"type": "string"},
     },
 ]
 _TEXT = {
