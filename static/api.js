@@ -27,31 +27,24 @@ function fromBody(status, body, fallback) {
   return new ApiError({ code: `HTTP_${status}`, message: fallback, detail: "", status });
 }
 
+// Where the server wants a token, the page signs in once (POST /api/session) and the
+// browser carries the HttpOnly session cookie on every request, WebSocket, <audio> and link
+// alike: the token never goes into a URL. onUnauthorized runs when the server stops taking
+// the cookie (a changed token), so the page can ask again.
 export class Api {
-  constructor(token) {
-    this.token = token;
-  }
-
-  headers(extra = {}) {
-    return this.token ? { ...extra, Authorization: `Bearer ${this.token}` } : extra;
-  }
-
-  // For places where the browser cannot send a header: <audio src>, download links.
-  url(path) {
-    if (!this.token) return path;
-    const sep = path.includes("?") ? "&" : "?";
-    return `${path}${sep}token=${encodeURIComponent(this.token)}`;
+  constructor({ onUnauthorized = () => {} } = {}) {
+    this.onUnauthorized = onUnauthorized;
   }
 
   wsUrl(path) {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${window.location.host}${this.url(path)}`;
+    return `${scheme}//${window.location.host}${path}`;
   }
 
   async request(method, path, { json, signal } = {}) {
-    const init = { method, headers: this.headers(), signal, cache: "no-store" };
+    const init = { method, headers: {}, signal, cache: "no-store", credentials: "same-origin" };
     if (json !== undefined) {
-      init.headers = this.headers({ "Content-Type": "application/json" });
+      init.headers = { "Content-Type": "application/json" };
       init.body = JSON.stringify(json);
     }
     let response;
@@ -70,6 +63,7 @@ export class Api {
       body = null;
     }
     if (!response.ok) {
+      if (response.status === 401 && path !== "/api/session") this.onUnauthorized();
       throw fromBody(response.status, body, `The server answered ${response.status}.`);
     }
     return body;
@@ -93,7 +87,6 @@ export class Api {
     const xhr = new XMLHttpRequest();
     const promise = new Promise((resolve, reject) => {
       xhr.open("PUT", path);
-      for (const [name, value] of Object.entries(this.headers())) xhr.setRequestHeader(name, value);
       xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
       xhr.upload.onprogress = (event) => {
         onProgress(event.loaded, event.lengthComputable ? event.total : file.size);

@@ -22,7 +22,7 @@ const MODE_TEXT = { live: "Live", polling: "Polling" };
 const $ = (id) => document.getElementById(id);
 
 const settings = readSettings();
-const api = new Api(settings.token);
+const api = new Api({ onUnauthorized: () => askToken() });
 const announcer = $("announcer");
 const result = new ResultView($("result"), api);
 
@@ -133,7 +133,54 @@ window.addEventListener("hashchange", () => {
 
 window.__transcriber = { settings, attempts: connection.attempts };
 
-showConnection(connection.state, connection.mode);
-upload.start();
-connection.start();
-loadTasks();
+let started = false;
+
+function start() {
+  $("sign-in").hidden = true;
+  $("main").hidden = false;
+  if (started) {
+    connection.reconnectNow("signed in");
+    loadTasks();
+    return;
+  }
+  started = true;
+  showConnection(connection.state, connection.mode);
+  upload.start();
+  connection.start();
+  loadTasks();
+}
+
+function askToken() {
+  $("main").hidden = true;
+  $("sign-in").hidden = false;
+  $("token").focus();
+}
+
+$("sign-in-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const slot = $("sign-in-error");
+  slot.replaceChildren();
+  try {
+    await api.post("/api/session", { token: $("token").value });
+    $("token").value = "";
+    $("sign-out").hidden = false;
+    start();
+  } catch (exc) {
+    slot.append(errorBlock(exc, { role: "alert" }));
+  }
+});
+
+$("sign-out").addEventListener("click", async () => {
+  await api.delete("/api/session").catch(() => null);
+  window.location.reload();
+});
+
+async function boot() {
+  // A server that is down is not a reason to sign in: start, and show it as Disconnected.
+  const session = await api.get("/api/session").catch(() => null);
+  $("sign-out").hidden = !session?.signed_in;
+  if (session?.token_required && !session.signed_in) askToken();
+  else start();
+}
+
+boot();

@@ -118,7 +118,7 @@ export class ResultView {
     this.audio = h("audio", {
       controls: true,
       preload: "metadata",
-      src: this.api.url(`/api/tasks/${snap.id}/audio`),
+      src: `/api/tasks/${snap.id}/audio`,
       "aria-label": `Recording: ${snap.filename}`,
     });
     this.audio.addEventListener("timeupdate", () => this.follow());
@@ -145,11 +145,11 @@ export class ResultView {
   downloads(snap) {
     const stem = snap.filename.replace(/\.[^.]*$/, "") || "transcript";
     const links = FORMATS.map(([fmt, label]) => {
-      const href = this.api.url(`/api/tasks/${snap.id}/transcript?format=${fmt}&download`);
+      const href = `/api/tasks/${snap.id}/transcript?format=${fmt}&download`;
       return h("li", {}, h("a", { href, download: `${stem}.${fmt}` }, label));
     });
     if (snap.options?.diarize !== false) {
-      const href = this.api.url(`/api/tasks/${snap.id}/diarization.rttm`);
+      const href = `/api/tasks/${snap.id}/diarization.rttm`;
       links.push(h("li", {}, h("a", { href, download: `${stem}.rttm` }, "RTTM")));
     }
     return h(

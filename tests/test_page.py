@@ -87,9 +87,14 @@ def page(browser: Browser) -> Iterator[Page]:
     page.set_default_timeout(15_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The page runs under the server's Content-Security-Policy: a violation is a failure.
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     yield page
     context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    assert not errors, f"uncaught errors or CSP violations in the page: {errors}"
 
 
 @pytest.fixture
@@ -216,7 +221,18 @@ def test_stages_module_is_generated_from_the_enum() -> None:
 def test_upload_to_complete(page: Page, start_server: StartServer, wav_file: Path) -> None:
     token = "page-test-token"
     server = start_server("--token", token)
-    page.goto(f"{server.url}/?token={token}")
+    page.goto(server.url)
+    # The server wants a token: the page asks for it once, and keeps it out of every URL.
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("heading", name="New transcription")).to_be_hidden()
+    page.get_by_label("Access token").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("That token is not right.")
+    page.get_by_label("Access token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="New transcription")).to_be_visible()
+    cookie = next(c for c in page.context.cookies() if c["name"] == "transcriber_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and token not in cookie["value"]
     expect(connection(page)).to_have_text("Connected")
     expect(mode(page)).to_have_text("Live")
     expect(page.get_by_role("button", name="Reconnect")).to_be_hidden()
@@ -280,7 +296,7 @@ def test_upload_to_complete(page: Page, start_server: StartServer, wav_file: Pat
 
     audio = result.locator("audio")
     src = audio.get_attribute("src")
-    assert src == f"/api/tasks/{tid}/audio?token={token}"
+    assert src == f"/api/tasks/{tid}/audio"
     ranged = page.request.get(server.url + src, headers={"Range": "bytes=0-99"})
     assert ranged.status == 206 and len(ranged.body()) == 100
     # From the keyboard: a line's time button plays from there and the line is highlighted.
@@ -308,12 +324,15 @@ def test_upload_to_complete(page: Page, start_server: StartServer, wav_file: Pat
     downloads = result.get_by_role("navigation", name="Download")
     for name, text in expected.items():
         href = downloads.get_by_role("link", name=name, exact=True).get_attribute("href")
-        assert href is not None and f"token={token}" in href
+        assert href is not None and "token" not in href
         response = page.request.get(server.url + href)
         assert response.status == 200, (name, response.text())
         assert text in response.text(), (name, response.text()[:200])
-    # Without the token the API refuses: the page really sent it.
-    assert page.request.get(f"{server.url}/api/tasks").status == 401
+    # Without the session cookie the API refuses: the page really signed in.
+    stranger = page.context.browser.new_context()  # type: ignore[union-attr]
+    assert stranger.request.get(f"{server.url}/api/tasks").status == 401
+    stranger.close()
+    assert token not in page.url
     shot(page, "complete-with-timeline.png")
 
     # Past tasks survive a reload; the selected task comes back from the address.
@@ -323,6 +342,10 @@ def test_upload_to_complete(page: Page, start_server: StartServer, wav_file: Pat
     page.set_viewport_size({"width": 390, "height": 844})
     page.get_by_role("region", name="tone.wav").scroll_into_view_if_needed()
     shot(page, "complete-phone.png")
+    page.set_viewport_size({"width": 1100, "height": 760})
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.request.get(f"{server.url}/api/tasks").status == 401
 
 
 # -- 2. the server goes away and comes back -------------------------------------------------------
@@ -536,3 +559,50 @@ def test_real_model_upload_to_complete(page: Page, tmp_path: Path) -> None:
         shot(page, "complete-real-model.png", full_page=True)
     finally:
         server.stop()
+
+
+# -- 6. an uploaded page is never a page on this origin ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "page_source"),
+    [
+        ("x.html", "<html><body><script src='{js}'></script></body></html>"),
+        ("x.svg", "<svg xmlns='http://www.w3.org/2000/svg'><script href='{js}'/></svg>"),
+    ],
+)
+def test_uploaded_html_or_svg_never_runs(
+    page: Page, start_server: StartServer, name: str, page_source: str
+) -> None:
+    """The stored-XSS chain: an uploaded page whose script is another upload, both on this
+    origin (so CSP's 'self' would let the script run if either were served as what its name
+    says). Served as attachments of unknown bytes with nosniff, nothing runs."""
+    server = start_server()
+    page.goto(server.url)
+    expect(connection(page)).to_have_text("Connected")
+
+    def upload_bytes(filename: str, body: bytes) -> str:
+        file = {"name": filename, "mimeType": "text/plain", "buffer": body}
+        made = page.request.post(f"{server.url}/api/tasks", multipart={"file": file})
+        return str(made.json()["error"]["task_id"])  # refused by the probe; the bytes are kept
+
+    evil = upload_bytes("evil.js", b"document.title='pwned'")
+    script = f"/api/tasks/{evil}/audio"
+    url = (
+        f"{server.url}/api/tasks/{upload_bytes(name, page_source.format(js=script).encode())}/audio"
+    )
+    with (
+        page.expect_download() as download,
+        pytest.raises(Exception, match=r"Download is starting|ERR_ABORTED"),
+    ):
+        page.goto(url)
+    assert download.value.suggested_filename == name
+    assert page.title() != "pwned"
+    # Not even as a script of this server's own page: the browser refuses unknown bytes.
+    page.goto(server.url)
+    page.evaluate(
+        "(src) => document.head.append(Object.assign(document.createElement('script'), {src}))",
+        script,
+    )
+    page.wait_for_timeout(500)
+    assert page.title() == "Transcriber"
