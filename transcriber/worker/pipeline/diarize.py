@@ -1,8 +1,11 @@
 """Diarization stage: pyannote's SpeakerDiarization, speaker turns, and speakers for words.
 
-"bundled" builds the pipeline from two local files (see transcriber.worker.assets): segmentation-3.0
-and our CAM++ embedding model, clustered agglomeratively. Anything else is handed to
-Pipeline.from_pretrained (a hub name with a token, or a local folder).
+"bundled" builds pyannote's pipeline from two local files (see transcriber.worker.assets):
+segmentation-3.0 and our CAM++ embedding model, clustered agglomeratively. "bundled-windows" uses
+the same two files differently: segmentation finds speech and overlaps, CAM++ embeds short
+windows, and those are clustered spectrally (windows.py, cluster.py); it is opt-in until it
+beats "bundled" on pyannote's sample too (docs/benchmarks.md, "Diarization on real speech").
+Anything else is handed to Pipeline.from_pretrained (a hub name with a token, or a local folder).
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from transcriber.worker.assets import (
 )
 from transcriber.worker.pipeline.campplus import CAMPPlus
 from transcriber.worker.pipeline.types import PipelineError, ProgressFn, Transcript, Turn, Word
+from transcriber.worker.pipeline.windows import WindowDiarizer
 
 log = logging.getLogger(__name__)
 
 BUNDLED = "bundled"
+BUNDLED_WINDOWS = "bundled-windows"
 SAMPLE_RATE = 16000
 
 # Tuned with CAM++ on pyannote's real two-speaker sample and on tests/data/voices.wav: the
@@ -39,6 +44,7 @@ SAMPLE_RATE = 16000
 # speaker up to 0.65 (one lone outlier aside). pyannote's 0.1 segmentation step costs 5x the
 # embedding work of 0.5 and did not widen that gap. Embeddings use overlapping speech too:
 # excluding it gave a sparser, less stable set of embeddings on short recordings.
+# "bundled-windows" uses only this pipeline's segmentation and sets its step per call.
 SEGMENTATION_STEP = 0.5
 BUNDLED_PARAMS: dict[str, Any] = {
     "segmentation": {"min_duration_off": 0.0},
@@ -129,7 +135,14 @@ def _load_pretrained(spec: str, token: str | None) -> Pipeline:
 def load_diarizer(spec: str, models_dir: Path, device: str, token: str | None = None) -> Any:
     # pyannote 4 reports usage to its makers unless told not to; a self-hosted server must not.
     set_telemetry_metrics(False)
-    pipeline = _load_bundled(models_dir) if spec == BUNDLED else _load_pretrained(spec, token)
+    pipeline: Any
+    if spec == BUNDLED:
+        pipeline = _load_bundled(models_dir)
+    elif spec == BUNDLED_WINDOWS:
+        segmenter = _load_bundled(models_dir)
+        pipeline = WindowDiarizer(segmenter, segmenter.embedding)
+    else:
+        pipeline = _load_pretrained(spec, token)
     pipeline.to(_torch_device(device))
     log.info("diarization pipeline %r ready on %s", spec, device)
     return pipeline

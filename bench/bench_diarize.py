@@ -1,0 +1,159 @@
+"""Diarization on real speech: DER, speakers found and real-time factor per method and file.
+
+The AMI excerpts come from pyannote.audio's sdist (fetched once, pinned sha256, see
+transcriber.worker.assets.fetch_ami_excerpts), plus pyannote's sample and tests/data/voices.wav.
+Methods: pyannote's pipeline with the old agglomerative settings ("today"), and the bundled
+window + spectral diarizer with each segmentation step. Prints Markdown tables.
+
+    .venv/bin/python bench/bench_diarize.py [--device cpu] [--minutes 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pyannote.core import Annotation, Segment  # noqa: E402
+from pyannote.database.util import load_rttm  # noqa: E402
+from pyannote.metrics.diarization import DiarizationErrorRate  # noqa: E402
+
+from transcriber.config import Config  # noqa: E402
+from transcriber.worker import assets  # noqa: E402
+from transcriber.worker.pipeline import windows  # noqa: E402
+from transcriber.worker.pipeline.audio import load_audio  # noqa: E402
+from transcriber.worker.pipeline.diarize import BUNDLED_WINDOWS, load_diarizer  # noqa: E402
+
+Run = Callable[[np.ndarray, dict[str, Any]], Annotation]
+ORDER = ["dev00", "dev01", "tst00", "tst01"] + [f"trn{i:02d}" for i in range(10)]
+
+
+def references(ami: Path) -> dict[str, tuple[Path, Annotation]]:
+    import pyannote.audio
+
+    refs: dict[str, Annotation] = {}
+    for part in ("train", "development", "test"):
+        refs.update(load_rttm(ami / f"debug.{part}.rttm"))
+    files = {uri: (ami / f"{uri}.wav", refs[uri]) for uri in ORDER}
+    sample = Path(pyannote.audio.__file__).parent / "sample"
+    files["sample"] = (sample / "sample.wav", load_rttm(sample / "sample.rttm")["sample"])
+    voices = Annotation(uri="voices")
+    for t in json.loads((ROOT / "tests/data/voices.json").read_text()):
+        voices[Segment(t["start"], t["end"])] = t["speaker"]
+    files["voices"] = (ROOT / "tests/data/voices.wav", voices)
+    return files
+
+
+def methods(diarizer: Any) -> dict[str, Run]:
+    def waveform(audio: np.ndarray) -> dict[str, Any]:
+        return {"waveform": torch.from_numpy(audio)[None], "sample_rate": 16000, "uri": "a"}
+
+    def today(audio: np.ndarray, bounds: dict[str, Any]) -> Annotation:
+        seg = diarizer.segmenter
+        seg._segmentation.step = 0.5 * seg._segmentation.duration
+        out: Annotation = seg(waveform(audio), **bounds).speaker_diarization
+        return out
+
+    def windowed(step: float | None) -> Run:
+        def run(audio: np.ndarray, bounds: dict[str, Any]) -> Annotation:
+            rule = windows.segmentation_step
+            if step is not None:
+                windows.segmentation_step = lambda device, seconds: step  # type: ignore[assignment]
+            try:
+                out: Annotation = diarizer(waveform(audio), **bounds)
+            finally:
+                windows.segmentation_step = rule  # type: ignore[assignment]
+            return out
+
+        return run
+
+    return {
+        "pyannote agglomerative (today)": today,
+        "windows + spectral, step 0.5": windowed(windows.COARSE_STEP),
+        "windows + spectral, step 0.1": windowed(windows.FINE_STEP),
+        "windows + spectral, rule": windowed(None),
+    }
+
+
+def score(ref: Annotation, hyp: Annotation, seconds: float, collar: float) -> float:
+    metric = DiarizationErrorRate(collar=collar)
+    return float(metric(ref, hyp, uem=Segment(0, seconds)))
+
+
+def timed(run: Run, audio: np.ndarray, bounds: dict[str, Any]) -> tuple[Annotation, float]:
+    start = time.perf_counter()
+    with torch.inference_mode():
+        hyp = run(audio, bounds)
+    return hyp, (time.perf_counter() - start) / (len(audio) / 16000)
+
+
+def table(files: dict[str, tuple[Path, Annotation]], runs: dict[str, Run], oracle: bool) -> None:
+    print("| method | file | DER c0 | DER c0.25 | speakers found/true | RTF |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name, run in runs.items():
+        rows = []
+        for uri, (wav, ref) in files.items():
+            audio = load_audio(wav)
+            seconds = len(audio) / 16000
+            bounds = {"num_speakers": len(ref.labels())} if oracle else {}
+            hyp, rtf = timed(run, audio, bounds)
+            d0, d25 = score(ref, hyp, seconds, 0.0), score(ref, hyp, seconds, 0.25)
+            rows.append((uri, d0, len(hyp.labels()), len(ref.labels())))
+            found = f"{len(hyp.labels())}/{len(ref.labels())}"
+            print(f"| {name} | {uri} | {d0:.1%} | {d25:.1%} | {found} | {rtf:.3f} |", flush=True)
+        summary(name, rows)
+
+
+def summary(name: str, rows: list[tuple[str, float, int, int]]) -> None:
+    for group, prefixes in (("dev+test", ("dev", "tst")), ("train", ("trn",))):
+        chosen = [r for r in rows if r[0].startswith(prefixes)]
+        mean = statistics.mean(r[1] for r in chosen)
+        right = sum(r[2] == r[3] for r in chosen)
+        counts = f"{right} of {len(chosen)} right"
+        print(f"| {name} | **mean {group}** | **{mean:.1%}** | | {counts} | |")
+
+
+def long_file(runs: dict[str, Run], minutes: float) -> None:
+    voices = load_audio(ROOT / "tests/data/voices.wav")
+    audio = np.tile(voices, int(np.ceil(minutes * 60 * 16000 / len(voices))))
+    audio = audio[: int(minutes * 60 * 16000)]
+    print(f"\n{minutes:g}-minute file (voices.wav looped): diarization RTF")
+    for name, run in runs.items():
+        hyp, rtf = timed(run, audio, {})
+        print(f"| {name} | {rtf:.3f} | {len(hyp.labels())} speakers |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--oracle-count", action="store_true", help="give the true count")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    models = Config.from_env().models_dir
+    assets.fetch_diarization_models(models)
+    files = references(assets.fetch_ami_excerpts(models))
+    diarizer = load_diarizer(BUNDLED_WINDOWS, models, args.device)
+    runs = methods(diarizer)
+    print(f"load average {os.getloadavg()[0]:.1f}, device {args.device}\n")
+    table(files, runs, args.oracle_count)
+    if args.minutes > 0:
+        long_file(runs, args.minutes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Spectral clustering of speaker embeddings, with the speaker count from the eigengap.
+
+The recipe is the one CAM++'s authors use in 3D-Speaker's diarization: a cosine affinity
+matrix pruned to each row's nearest neighbours, the unnormalised graph Laplacian, the number of
+speakers where the gap between consecutive eigenvalues is largest, then k-means on the first
+eigenvectors. Clusters whose centroids stay very similar are merged afterwards: on short
+recordings the eigengap tends to split one voice into a clean and an overlapped part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+from sklearn.cluster import KMeans
+
+# Chosen on the AMI train/development excerpts (docs/benchmarks.md, "Diarization on real
+# speech"): each row keeps its 20% most similar windows, and never fewer than 6.
+PRUNE_SHARE = 0.2
+MIN_NEIGHBOURS = 6
+# Centroids of one voice's clusters: cosine 0.6-0.9; of different voices: at most 0.51 (the
+# pyannote sample, two similar men) and at most 0.33 on AMI.
+MERGE_COSINE = 0.6
+# Without a user's bound, the eigengap is searched among 1..10 speakers.
+DEFAULT_MAX_SPEAKERS = 10
+
+
+@dataclass(frozen=True)
+class SpeakerBounds:
+    """The user's num_speakers / min_speakers / max_speakers, all optional."""
+
+    num: int | None = None
+    low: int | None = None
+    high: int | None = None
+
+    def limits(self, count: int) -> tuple[int, int]:
+        """(fewest, most) clusters for `count` embeddings; equal when the number is fixed."""
+        if self.num is not None:
+            return min(self.num, count), min(self.num, count)
+        high = min(self.high or DEFAULT_MAX_SPEAKERS, count)
+        low = min(self.low or 1, high)
+        return max(low, 1), max(high, 1)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    out: np.ndarray = x / np.maximum(norms, 1e-12)
+    return out
+
+
+def _affinity(unit: np.ndarray) -> np.ndarray:
+    """Cosine similarities, each row pruned to its nearest neighbours, then symmetrised."""
+    n = len(unit)
+    similarity = unit @ unit.T
+    keep = min(max(int(np.ceil(PRUNE_SHARE * n)), MIN_NEIGHBOURS), n - 1)
+    nearest = np.argsort(-similarity, axis=1)[:, : keep + 1]
+    rows = np.arange(n)[:, None]
+    pruned = np.zeros_like(similarity)
+    pruned[rows, nearest] = similarity[rows, nearest]
+    out: np.ndarray = np.clip(0.5 * (pruned + pruned.T), 0.0, None)
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def _spectral(unit: np.ndarray, low: int, high: int) -> np.ndarray:
+    affinity = _affinity(unit)
+    laplacian = np.diag(affinity.sum(axis=1)) - affinity
+    eigenvalues, eigenvectors = scipy.linalg.eigh(laplacian)
+    if low == high:
+        k = low
+    else:
+        gaps = np.diff(eigenvalues[low - 1 : high + 1])
+        k = int(np.argmax(gaps)) + low
+    if k <= 1:
+        return np.zeros(len(unit), dtype=int)
+    labels: np.ndarray = KMeans(k, n_init=10, random_state=0).fit_predict(eigenvectors[:, :k])
+    return labels
+
+
+def _renumber(labels: np.ndarray) -> np.ndarray:
+    """Labels 0..k-1 in order of first appearance."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    out: np.ndarray = order[inverse]
+    return out
+
+
+def _merge_similar(unit: np.ndarray, labels: np.ndarray, low: int) -> np.ndarray:
+    """Merge the two closest clusters while their centroids' cosine is >= MERGE_COSINE."""
+    labels = _renumber(labels)
+    while labels.max() + 1 > low:
+        centroids = _unit(np.stack([unit[labels == k].mean(0) for k in range(labels.max() + 1)]))
+        similarity = centroids @ centroids.T
+        np.fill_diagonal(similarity, -1.0)
+        i, j = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
+        if similarity[i, j] < MERGE_COSINE:
+            break
+        labels = _renumber(np.where(labels == j, i, labels))
+    return labels
+
+
+def cluster_speakers(embeddings: np.ndarray, bounds: SpeakerBounds) -> np.ndarray:
+    """One speaker label per embedding row, numbered 0.. in order of first appearance."""
+    count = len(embeddings)
+    if count == 0:
+        return np.zeros(0, dtype=int)
+    low, high = bounds.limits(count)
+    if high <= 1 or count < 3:
+        # Too few windows for a graph; a fixed count still gets one label per window.
+        return np.arange(count) % high
+    unit = _unit(embeddings)
+    labels = _spectral(unit, low, high)
+    if low == high:  # the user fixed the count: no merging below it
+        return _renumber(labels)
+    return _merge_similar(unit, labels, low)
