@@ -8,6 +8,7 @@ from transcriber.config import Config
 from transcriber.jobs.hub import Hub
 from transcriber.jobs.runner import Runner
 from transcriber.jobs.tasks import Tasks
+from transcriber.jobs.transcripts import Transcripts
 from transcriber.store.db import Store
 
 CONFIG = web.AppKey("config", Config)
@@ -15,6 +16,7 @@ STORE = web.AppKey("store", Store)
 HUB = web.AppKey("hub", Hub)
 TASKS = web.AppKey("tasks", Tasks)
 RUNNER = web.AppKey("runner", Runner)
+TRANSCRIPTS = web.AppKey("transcripts", Transcripts)
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
 # The Host names this server answers to without a token (web/security.py), worked out once.
 HOST_NAMES: web.AppKey[frozenset[str]] = web.AppKey("host_names")

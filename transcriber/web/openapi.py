@@ -13,10 +13,12 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from transcriber import __version__
+from transcriber.jobs.exports import DOCUMENTS
 from transcriber.protocol.errors import ErrorResponse
 from transcriber.protocol.messages import ClientMessage, ServerMessage
 from transcriber.protocol.options import Options
 from transcriber.protocol.snapshot import NewTask, Snapshot, TaskList
+from transcriber.web.openapi_edits import EDIT_PATHS
 from transcriber.worker.pipeline.formats import FORMATS
 
 _REF = "#/components/schemas/{model}"
@@ -103,7 +105,9 @@ _PAGE = [
 ]
 _TEXT = {
     "description": "File",
-    "content": {t: {"schema": {"type": "string"}} for t in FORMATS.values()},
+    "content": {t: {"schema": {"type": "string"}} for t in FORMATS.values()}
+    | {DOCUMENTS["md"]: {"schema": {"type": "string"}}}
+    | {DOCUMENTS["docx"]: {"schema": {"type": "string", "format": "binary"}}},
 }
 
 PATHS: dict[str, Any] = {
@@ -154,7 +158,8 @@ PATHS: dict[str, Any] = {
             _TEXT,
             parameters=[
                 TASK_ID,
-                {"name": "format", "in": "query", "schema": {"enum": list(FORMATS)}},
+                {"name": "format", "in": "query", "schema": {"enum": [*FORMATS, *DOCUMENTS]}},
+                {"name": "revision", "in": "query", "schema": {"type": "integer", "minimum": 0}},
             ],
         )
     },
@@ -166,6 +171,7 @@ PATHS: dict[str, Any] = {
     },
 }
 PATHS["/api/tasks/{task_id}/transcript"]["get"]["responses"]["400"] = ERR
+PATHS |= EDIT_PATHS
 
 _OPENAI_ERR = _json(
     {

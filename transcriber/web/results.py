@@ -4,29 +4,55 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from transcriber.jobs.results import final_output
+from transcriber.jobs.edits import named
+from transcriber.jobs.exports import DOCUMENTS, to_docx, to_md
+from transcriber.jobs.transcripts import etag
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
-from transcriber.web.keys import TASKS
+from transcriber.store.task import Task
+from transcriber.store.transcripts import Revision
+from transcriber.web.keys import TASKS, TRANSCRIPTS
 from transcriber.worker.pipeline.formats import FORMATS, render, to_rttm
 
 
 async def transcript(request: web.Request) -> web.Response:
+    """The latest revision (or ?revision=N) in any format, speakers by their names."""
     fmt = request.query.get("format", "json")
-    if fmt not in FORMATS:
-        raise ApiError("BAD_REQUEST", f"Unknown format {fmt!r}.", f"formats: {', '.join(FORMATS)}")
-    task = await request.app[TASKS].require(request.match_info["task_id"])
-    body = render(fmt, final_output(request.app[TASKS], task), task.timings)
-    stem = task.filename.rsplit(".", 1)[0] or "transcript"
-    response = web.Response(text=body, content_type=FORMATS[fmt], charset="utf-8")
+    if fmt not in FORMATS and fmt not in DOCUMENTS:
+        names = ", ".join([*FORMATS, *DOCUMENTS])
+        raise ApiError("BAD_REQUEST", f"Unknown format {fmt!r}.", f"formats: {names}")
+    task, revision = await _revision(request)
+    data = {"speaker_names": {}} | named(revision.data)
+    data |= {"revision": revision.revision, "source": revision.source}
+    if fmt == "docx":
+        response = web.Response(body=to_docx(task, data), content_type=DOCUMENTS[fmt])
+    elif fmt == "md":
+        response = web.Response(text=to_md(task, data), content_type=DOCUMENTS[fmt])
+    else:
+        body = render(fmt, data, task.timings)
+        response = web.Response(text=body, content_type=FORMATS[fmt], charset="utf-8")
+    response.headers["ETag"] = etag(revision)
+    response.headers["Cache-Control"] = "no-cache"
     if "download" in request.query:
+        stem = task.filename.rsplit(".", 1)[0] or "transcript"
         response.headers["Content-Disposition"] = _attachment(f"{stem}.{fmt}")
     return response
 
 
+async def _revision(request: web.Request) -> tuple[Task, Revision]:
+    transcripts = request.app[TRANSCRIPTS]
+    task_id = request.match_info["task_id"]
+    number = request.query.get("revision")
+    if number is None:
+        return await transcripts.latest(task_id)
+    if not number.isdigit():
+        raise ApiError("BAD_REQUEST", "revision must be a whole number.", f"revision={number!r}")
+    return await transcripts.revision(task_id, int(number))
+
+
 async def rttm(request: web.Request) -> web.Response:
-    task = await request.app[TASKS].require(request.match_info["task_id"])
-    data = final_output(request.app[TASKS], task)
+    task, revision = await _revision(request)
+    data = named(revision.data)
     if "turns" not in data:
         raise ApiError("NOT_READY", "This task ran without diarization.", "diarize=false")
     return web.Response(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from transcriber.web import api, auth, openai_api, openapi, results, ws
+from transcriber.web import api, auth, edits, openai_api, openapi, results, ws
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 
@@ -35,6 +35,10 @@ def setup_routes(app: web.Application) -> None:
             web.post("/api/tasks/{task_id}/retry", api.retry_task, name="retry_task"),
             web.get("/api/tasks/{task_id}/transcript", results.transcript, name="transcript"),
             web.get("/api/tasks/{task_id}/diarization.rttm", results.rttm, name="rttm"),
+            web.patch("/api/tasks/{task_id}/speakers", edits.speakers, name="speakers"),
+            web.patch("/api/tasks/{task_id}/segments/{index}", edits.segment, name="segment"),
+            web.post("/api/tasks/{task_id}/rediarize", edits.rediarize, name="rediarize"),
+            web.get("/api/search", edits.search, name="search"),
             web.post("/v1/audio/transcriptions", openai_api.transcriptions, name="openai"),
             web.get("/v1/models", openai_api.models, name="openai_models"),
             web.static("/static", STATIC, name="static"),

@@ -11,9 +11,20 @@ from transcriber.config import Config
 from transcriber.jobs.hub import Hub
 from transcriber.jobs.runner import Runner
 from transcriber.jobs.tasks import Tasks
+from transcriber.jobs.transcripts import Transcripts
 from transcriber.store.db import Store
+from transcriber.store.transcripts import TranscriptStore
 from transcriber.web.auth import auth_middleware
-from transcriber.web.keys import CONFIG, HOST_NAMES, HUB, RUNNER, SOCKETS, STORE, TASKS
+from transcriber.web.keys import (
+    CONFIG,
+    HOST_NAMES,
+    HUB,
+    RUNNER,
+    SOCKETS,
+    STORE,
+    TASKS,
+    TRANSCRIPTS,
+)
 from transcriber.web.middleware import error_middleware
 from transcriber.web.routes import setup_routes
 from transcriber.web.security import host_names, security_headers
@@ -27,6 +38,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = await Store.open(config.db_path)
     app[STORE] = store
     app[TASKS] = Tasks(store, app[HUB], config.files_dir)
+    app[TRANSCRIPTS] = Transcripts(app[TASKS], TranscriptStore(store.db))
     yield
     await store.close()
 

@@ -183,7 +183,10 @@ def _context(job: Job) -> Any:
     if job.pipeline == "plumbing":
         from transcriber.worker.pipeline import plumbing
 
-        return plumbing.Context(job.audio_path, job.plumbing_stage_seconds, job.plumbing_hang)
+        speakers = int(job.options.get("num_speakers") or 1)
+        return plumbing.Context(
+            job.audio_path, job.plumbing_stage_seconds, job.plumbing_hang, speakers
+        )
     from transcriber.worker.pipeline.stages import Context
 
     return Context(

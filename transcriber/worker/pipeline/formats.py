@@ -28,6 +28,10 @@ def to_json(data: dict[str, Any], timings: dict[str, float]) -> str:
         "timings": timings,
         "segments": data["segments"],
     }
+    # After the run: which revision this is, and the names given to the labels.
+    for key in ("revision", "source", "speaker_names"):
+        if key in data:
+            body[key] = data[key]
     return json.dumps(body, ensure_ascii=False, indent=1)
 
 
@@ -103,8 +107,9 @@ def render(fmt: str, data: dict[str, Any], timings: dict[str, float]) -> str:
 
 
 def to_rttm(turns: list[dict[str, Any]], uri: str) -> str:
+    """One line per turn; a speaker name's spaces become "_" (RTTM fields are space-separated)."""
     return "".join(
         f"SPEAKER {uri} 1 {t['start']:.3f} {t['end'] - t['start']:.3f} <NA> <NA> "
-        f"{t['speaker']} <NA> <NA>\n"
+        f"{'_'.join(t['speaker'].split())} <NA> <NA>\n"
         for t in turns
     )

@@ -20,10 +20,14 @@ STEPS = 10
 
 
 class Context:
-    def __init__(self, audio_path: Path, stage_seconds: float, hang: str | None = None) -> None:
+    def __init__(
+        self, audio_path: Path, stage_seconds: float, hang: str | None = None, speakers: int = 1
+    ) -> None:
         self.audio_path = audio_path
         self.stage_seconds = stage_seconds
         self.hang = hang
+        # Diarizing gives the segments to this many speakers in turn (num_speakers, else 1).
+        self.speakers = speakers
 
     def starting(self, stage: str) -> str:
         return "Starting"
@@ -50,11 +54,13 @@ class Context:
                     }
                 ]
         if stage == "diarizing":
-            for seg in data["segments"]:
-                seg["speaker"] = "SPEAKER_00"
+            data["turns"] = []
+            for index, seg in enumerate(data["segments"]):
+                seg["speaker"] = f"SPEAKER_{index % self.speakers:02d}"
                 for word in seg["words"]:
-                    word["speaker"] = "SPEAKER_00"
-            data["turns"] = [{"start": 0.0, "end": duration, "speaker": "SPEAKER_00"}]
+                    word["speaker"] = seg["speaker"]
+                turn = {"start": seg["start"], "end": seg["end"], "speaker": seg["speaker"]}
+                data["turns"].append(turn)
         return data
 
 

@@ -1,0 +1,250 @@
+"""After the run: speaker names, corrections as revisions, If-Match, md and docx exports.
+
+Real server (plumbing pipeline, real worker processes), real SQLite; plumbing gives a 10 s file
+five segments and, with num_speakers=2, alternates SPEAKER_00 and SPEAKER_01.
+"""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from typing import Any
+
+from docx import Document
+
+from tests.conftest import assert_error, tone_wav, upload, wait_for_stage
+from transcriber.jobs.edits import retime
+from transcriber.web.keys import CONFIG
+
+WAV = tone_wav(10.0)
+
+
+async def complete_task(client: Any, **fields: str) -> dict[str, Any]:
+    snap = await (await upload(client, WAV, filename="meeting.wav", **fields)).json()
+    final: dict[str, Any] = await wait_for_stage(client, snap["id"], {"complete"})
+    return final
+
+
+async def transcript(client: Any, task_id: str, fmt: str = "json", **params: str) -> Any:
+    resp = await client.get(f"/api/tasks/{task_id}/transcript", params={"format": fmt, **params})
+    assert resp.status == 200, await resp.text()
+    return await resp.json() if fmt == "json" else await resp.text()
+
+
+def revisions(client: Any, task_id: str) -> list[tuple[int, str]]:
+    path = client.server.app[CONFIG].db_path
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT revision, source FROM revisions WHERE task_id = ? ORDER BY revision",
+            (task_id,),
+        ).fetchall()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+async def test_names_in_every_format_and_revision_zero_kept(client: Any) -> None:
+    task = await complete_task(client, num_speakers="2")
+    tid = task["id"]
+    first = await client.get(f"/api/tasks/{tid}/transcript")
+    assert first.headers["ETag"] == f'"{tid}-0"'
+    body = await first.json()
+    assert (body["revision"], body["source"], body["speakers"]) == (
+        0,
+        "model",
+        ["SPEAKER_00", "SPEAKER_01"],
+    )
+    resp = await client.patch(
+        f"/api/tasks/{tid}/speakers",
+        json={"SPEAKER_01": "Dana Scully"},
+        headers={"If-Match": f'"{tid}-0"'},
+    )
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["ETag"] == f'"{tid}-1"'
+    edited = await transcript(client, tid)
+    assert edited["revision"] == 1 and edited["source"] == "edit"
+    assert edited["speakers"] == ["Dana Scully", "SPEAKER_00"]
+    assert edited["speaker_names"] == {"SPEAKER_01": "Dana Scully"}
+    second = edited["segments"][1]
+    assert (second["speaker"], second["speaker_label"]) == ("Dana Scully", "SPEAKER_01")
+    assert second["words"][0]["speaker"] == "Dana Scully"
+    txt = await transcript(client, tid, "txt")
+    assert txt.splitlines()[:2] == [
+        "SPEAKER_00: Plumbing segment 1.",
+        "Dana Scully: Plumbing segment 2.",
+    ]
+    srt = await transcript(client, tid, "srt")
+    assert "00:00:02,000 --> 00:00:04,000\n[Dana Scully] Plumbing segment 2." in srt
+    vtt = await transcript(client, tid, "vtt")
+    assert "<v Dana Scully>Plumbing segment 2." in vtt
+    tsv = await transcript(client, tid, "tsv")
+    assert tsv.splitlines()[2] == "2000\t4000\tDana Scully\tPlumbing segment 2."
+    rttm = await (await client.get(f"/api/tasks/{tid}/diarization.rttm")).text()
+    assert rttm.splitlines()[1] == f"SPEAKER {tid} 1 2.000 2.000 <NA> <NA> Dana_Scully <NA> <NA>"
+    original = await transcript(client, tid, revision="0")
+    assert original["segments"][1]["speaker"] == "SPEAKER_01" and original["revision"] == 0
+    old_txt = await transcript(client, tid, "txt", revision="0")
+    assert "Dana" not in old_txt
+    assert revisions(client, tid) == [(0, "model"), (1, "edit")]
+
+
+async def test_renaming_two_labels_to_one_name_merges_them(client: Any) -> None:
+    tid = (await complete_task(client, num_speakers="2"))["id"]
+    resp = await client.patch(
+        f"/api/tasks/{tid}/speakers", json={"SPEAKER_00": "Dana", "SPEAKER_01": "Dana"}
+    )
+    assert resp.status == 200
+    body = await transcript(client, tid)
+    assert body["speakers"] == ["Dana"]
+    txt = await transcript(client, tid, "txt")
+    assert txt.splitlines() == [
+        "Dana: Plumbing segment 1.",
+        "Plumbing segment 2.",
+        "Plumbing segment 3.",
+        "Plumbing segment 4.",
+        "Plumbing segment 5.",
+    ]
+    # null gives a label its own name back
+    await client.patch(f"/api/tasks/{tid}/speakers", json={"SPEAKER_00": None})
+    assert (await transcript(client, tid))["speakers"] == ["Dana", "SPEAKER_00"]
+
+
+async def test_segment_text_and_speaker_edits_keep_matching_word_timings(client: Any) -> None:
+    task = await complete_task(client, num_speakers="2")
+    tid, seq = task["id"], task["seq"]
+    resp = await client.patch(
+        f"/api/tasks/{tid}/segments/2", json={"text": "  Plumbing   works here. "}
+    )
+    assert resp.status == 200, await resp.text()
+    seg = (await resp.json())["segments"][2]
+    assert seg["text"] == "Plumbing works here." and seg["edited"] is True
+    assert seg["words_timing"] == "mixed"
+    words = [(w["word"], w["start"], w["end"], w.get("estimated", False)) for w in seg["words"]]
+    # plumbing's one word spans the whole segment (4-6 s): kept; the new ones share 6-6
+    assert words[0] == (" Plumbing", 4.0, 6.0, False)
+    assert [w[0] for w in words[1:]] == [" works", " here."] and all(w[3] for w in words[1:])
+    snap = await (await client.get(f"/api/tasks/{tid}")).json()
+    assert snap["seq"] > seq and snap["detail"] == "Revision 1 saved"
+    await client.patch(f"/api/tasks/{tid}/speakers", json={"SPEAKER_01": "Dana"})
+    moved = await client.patch(f"/api/tasks/{tid}/segments/0", json={"speaker": "Dana"})
+    seg0 = (await moved.json())["segments"][0]
+    assert (seg0["speaker"], seg0["speaker_label"]) == ("Dana", "SPEAKER_01")
+    assert seg0["words"][0]["speaker"] == "Dana"
+    assert revisions(client, tid) == [(0, "model"), (1, "edit"), (2, "edit"), (3, "edit")]
+    assert (await transcript(client, tid, revision="0"))["segments"][2]["text"] == (
+        "Plumbing segment 3."
+    )
+
+
+def test_retime_keeps_matching_words_and_spreads_the_rest() -> None:
+    old = [
+        {"word": " Hello", "start": 1.0, "end": 1.4, "probability": 0.9, "speaker": "S"},
+        {"word": " wrld", "start": 1.5, "end": 1.9, "probability": 0.5, "speaker": "S"},
+        {"word": " again.", "start": 2.0, "end": 2.6, "probability": 0.8, "speaker": "S"},
+    ]
+    segment = {"start": 1.0, "end": 3.0, "speaker": "S"}
+    words, timing = retime(old, "Hello, big world again.", segment)
+    assert timing == "mixed"
+    assert [(w["word"], w["start"], w["end"]) for w in words] == [
+        (" Hello,", 1.0, 1.4),
+        (" big", 1.4, 1.7),
+        (" world", 1.7, 2.0),
+        (" again.", 2.0, 2.6),
+    ]
+    assert [w.get("estimated", False) for w in words] == [False, True, True, False]
+    all_new, timing = retime(old, "Something else", segment)
+    assert timing == "spread"
+    assert [(w["start"], w["end"]) for w in all_new] == [(1.0, 2.0), (2.0, 3.0)]
+    assert retime(old, "hello WRLD again", segment)[1] == "kept"
+
+
+async def test_stale_if_match_is_412_and_changes_nothing(client: Any) -> None:
+    tid = (await complete_task(client, num_speakers="2"))["id"]
+    tab_a = await client.patch(
+        f"/api/tasks/{tid}/segments/0", json={"text": "Tab A."}, headers={"If-Match": f'"{tid}-0"'}
+    )
+    assert tab_a.status == 200
+    tab_b = await client.patch(
+        f"/api/tasks/{tid}/segments/0", json={"text": "Tab B."}, headers={"If-Match": f'"{tid}-0"'}
+    )
+    error = await assert_error(tab_b, 412, "PRECONDITION_FAILED")
+    assert f'"{tid}-1"' in error["detail"]
+    assert (await transcript(client, tid))["segments"][0]["text"] == "Tab A."
+    assert revisions(client, tid) == [(0, "model"), (1, "edit")]
+    star = await client.patch(
+        f"/api/tasks/{tid}/segments/0", json={"text": "Tab B."}, headers={"If-Match": "*"}
+    )
+    assert star.status == 200
+
+
+async def test_bad_edits_are_refused_and_change_nothing(make_client: Any) -> None:
+    client = await make_client(plumbing_stage_seconds=1.5)
+    tid = (await complete_task(client, num_speakers="2"))["id"]
+    url = f"/api/tasks/{tid}"
+    cases = [
+        ("speakers", {"SPEAKER_07": "Dana"}, "Unknown speaker label 'SPEAKER_07'."),
+        ("speakers", {"SPEAKER_00": "   "}, "A speaker name must be non-empty text."),
+        ("speakers", {"SPEAKER_00": "x" * 101}, "A speaker name may be at most 100 characters."),
+        ("speakers", ["SPEAKER_00"], 'Send an object of names: {"SPEAKER_01": "Dana"}.'),
+        ("segments/5", {"text": "Too far."}, "There is no segment 5."),
+        ("segments/0", {"text": ""}, "text must be non-empty, at most 10000 characters."),
+        ("segments/0", {"speaker": "Nobody"}, None),
+        ("segments/0", {"color": "red"}, None),
+        ("segments/-1", {"text": "x"}, "The segment index must be a whole number."),
+    ]
+    for path, body, message in cases:
+        error = await assert_error(
+            await client.patch(f"{url}/{path}", json=body), 400, "BAD_REQUEST"
+        )
+        if message:
+            assert error["message"] == message
+    bad_json = await client.patch(
+        f"{url}/speakers", data=b"{", headers={"Content-Type": "application/json"}
+    )
+    await assert_error(bad_json, 400, "BAD_REQUEST")
+    assert revisions(client, tid) == [(0, "model")]
+    assert (await transcript(client, tid))["revision"] == 0
+    missing = await client.patch("/api/tasks/nope/speakers", json={"SPEAKER_00": "Dana"})
+    await assert_error(missing, 404, "UNKNOWN_TASK")
+    running = await (await upload(client, WAV)).json()
+    busy = await client.patch(f"/api/tasks/{running['id']}/speakers", json={"SPEAKER_00": "D"})
+    await assert_error(busy, 409, "CONFLICT")
+    early = await client.get(f"/api/tasks/{running['id']}/transcript")
+    await assert_error(early, 409, "NOT_READY")
+    assert revisions(client, running["id"]) == []
+    await assert_error(
+        await client.get(f"{url}/transcript", params={"revision": "9"}), 400, "BAD_REQUEST"
+    )
+
+
+async def test_markdown_and_docx_from_the_latest_revision(client: Any) -> None:
+    tid = (await complete_task(client, num_speakers="2"))["id"]
+    await client.patch(f"/api/tasks/{tid}/speakers", json={"SPEAKER_01": "Dana *D*"})
+    await client.patch(f"/api/tasks/{tid}/segments/1", json={"text": "Edited line."})
+    resp = await client.get(
+        f"/api/tasks/{tid}/transcript", params={"format": "md", "download": "1"}
+    )
+    assert resp.headers["Content-Type"].startswith("text/markdown")
+    assert resp.headers["Content-Disposition"] == "attachment; filename*=UTF-8''meeting.md"
+    md = (await resp.text()).splitlines()
+    assert md[0] == "# meeting.wav"
+    assert md[2].endswith(" · 0:00:10 · en")
+    assert md[4:10] == [
+        "**SPEAKER\\_00** \\[0:00:00\\]",
+        "",
+        "Plumbing segment 1.",
+        "",
+        "**Dana \\*D\\*** \\[0:00:02\\]",
+        "",
+    ]
+    assert md[10] == "Edited line."
+    resp = await client.get(f"/api/tasks/{tid}/transcript", params={"format": "docx"})
+    assert resp.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+    document = Document(io.BytesIO(await resp.read()))
+    paragraphs = document.paragraphs
+    assert (paragraphs[0].style.name, paragraphs[0].text) == ("Heading 1", "meeting.wav")
+    assert paragraphs[1].text.endswith(" · 0:00:10 · en")
+    assert paragraphs[2].text == "SPEAKER_00 [0:00:00]\nPlumbing segment 1."
+    assert paragraphs[3].text == "Dana *D* [0:00:02]\nEdited line."
+    assert paragraphs[3].runs[0].bold and paragraphs[3].runs[0].text == "Dana *D*"
+    assert len(paragraphs) == 2 + 5
+    old = await client.get(f"/api/tasks/{tid}/transcript", params={"format": "md", "revision": "0"})
+    assert "Dana" not in await old.text()

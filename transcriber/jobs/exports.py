@@ -1,0 +1,82 @@
+"""Transcripts for people, not programs: Markdown and DOCX, from a revision with names applied.
+
+Both group consecutive segments of one speaker into a paragraph that starts with the speaker's
+name in bold and the time it starts; a heading gives the file name, date and duration.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from docx import Document
+
+from transcriber.store.task import Task
+
+DOCUMENTS = {
+    "md": "text/markdown",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
+
+
+def clock(seconds: float) -> str:
+    """0:04:10: hours always shown, so the stamps of one transcript line up."""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def paragraphs(data: dict[str, Any]) -> Iterator[tuple[str | None, float, str]]:
+    """(speaker, start, text) for each run of consecutive segments of one speaker."""
+    speaker: str | None = None
+    start = 0.0
+    texts: list[str] = []
+    for segment in data["segments"]:
+        if texts and segment.get("speaker") != speaker:
+            yield speaker, start, " ".join(texts)
+            texts = []
+        if not texts:
+            speaker, start = segment.get("speaker"), segment["start"]
+        texts.append(" ".join(segment["text"].split()))
+    if texts:
+        yield speaker, start, " ".join(texts)
+
+
+def heading(task: Task, data: dict[str, Any]) -> str:
+    date = task.created_at[:10]
+    line = f"{date} · {clock(data['duration'])}"
+    if data.get("language"):
+        line += f" · {data['language']}"
+    return line
+
+
+def _md(text: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def to_md(task: Task, data: dict[str, Any]) -> str:
+    lines = [f"# {_md(task.filename)}", "", heading(task, data), ""]
+    for speaker, start, text in paragraphs(data):
+        who = f"**{_md(speaker)}** " if speaker else ""
+        lines += [f"{who}\\[{clock(start)}\\]", "", _md(text), ""]
+    return "\n".join(lines)
+
+
+def to_docx(task: Task, data: dict[str, Any]) -> bytes:
+    document = Document()
+    document.core_properties.title = task.filename
+    document.add_heading(task.filename, level=1)
+    document.add_paragraph(heading(task, data))
+    for speaker, start, text in paragraphs(data):
+        paragraph = document.add_paragraph()
+        if speaker:
+            paragraph.add_run(speaker).bold = True
+            paragraph.add_run(" ")
+        paragraph.add_run(f"[{clock(start)}]").italic = True
+        paragraph.add_run("\n" + text)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()

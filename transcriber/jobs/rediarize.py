@@ -1,0 +1,60 @@
+"""Re-running diarization alone, from the saved transcript and alignment.
+
+The task goes back to the queue with only the Diarizing stage left to do: the worker skips
+the stages whose output is saved. The latest revision stays the transcript until the new run
+completes; then the new speakers become the next revision, with the text edits carried over
+and the speaker edits (names, moves) reset (jobs/transcripts.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transcriber.jobs.options import parse_options
+from transcriber.jobs.runner import Runner
+from transcriber.jobs.transcripts import Transcripts
+from transcriber.protocol.errors import ApiError
+from transcriber.protocol.stages import Stage
+from transcriber.store.task import Task
+from transcriber.worker.process import stage_output
+
+SPEAKER_OPTIONS = ("num_speakers", "min_speakers", "max_speakers")
+
+
+def speaker_options(
+    body: object, options: dict[str, Any], models: tuple[str, ...]
+) -> dict[str, Any]:
+    """The task's options with the new speaker counts (any left out are unset)."""
+    if not isinstance(body, dict):
+        raise ApiError("BAD_REQUEST", 'Send a JSON object, e.g. {"num_speakers": 3}.')
+    unknown = sorted(set(body) - set(SPEAKER_OPTIONS))
+    if unknown:
+        raise ApiError(
+            "BAD_REQUEST", f"Unknown field {unknown[0]!r}.", f"fields: {', '.join(SPEAKER_OPTIONS)}"
+        )
+    base = {k: v for k, v in options.items() if k not in SPEAKER_OPTIONS}
+    return parse_options({**base, **body, "diarize": True}, models)
+
+
+async def rediarize(
+    transcripts: Transcripts, runner: Runner, task_id: str, body: object, models: tuple[str, ...]
+) -> Task:
+    tasks = transcripts.tasks
+    async with transcripts.lock(task_id):
+        task = await tasks.require(task_id)
+        if task.stage != Stage.COMPLETE:
+            raise ApiError(
+                "CONFLICT",
+                f"The task is {task.stage.value}; diarization is re-run once it is complete.",
+                f"stage={task.stage.value}",
+            )
+        options = speaker_options(body, task.options, models)
+        if await transcripts.imported(task) is None:
+            raise ApiError("NOT_READY", detail="no transcript saved")
+        work = tasks.work_dir(task_id)
+        if not stage_output(work, Stage.ALIGNING.value).exists():
+            raise ApiError("CONFLICT", "The saved alignment of this task is gone.")
+        stage_output(work, Stage.DIARIZING.value).unlink(missing_ok=True)
+        done = [s for s in task.done_stages if s != Stage.DIARIZING.value]
+        await tasks.update(task_id, options=options, done_stages=done, error=None)
+        return await runner.enqueue(task_id)

@@ -1,0 +1,138 @@
+"""Revisions of a task's transcript: the model's output as revision 0, each edit the next one.
+
+A run's output becomes a revision the first time anything asks for the transcript (or
+searches) after the run completed: revision 0 for the first run, and for a re-run of
+diarization the next revision, with the text edits carried over (jobs/edits.py). Edits of one
+task are serialized by a lock; If-Match with the revision's ETag guards against a stale tab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from transcriber.jobs.edits import carry_text_edits
+from transcriber.jobs.results import final_output
+from transcriber.jobs.tasks import Tasks
+from transcriber.protocol.errors import ApiError
+from transcriber.protocol.stages import Stage
+from transcriber.store.task import Task, now_iso
+from transcriber.store.transcripts import Revision, TranscriptStore
+
+log = logging.getLogger(__name__)
+
+Edit = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def etag(revision: Revision) -> str:
+    return f'"{revision.task_id}-{revision.revision}"'
+
+
+def segment_rows(data: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows the search index holds: speakers by the names they were given."""
+    names = data.get("speaker_names") or {}
+    rows = []
+    for index, segment in enumerate(data["segments"]):
+        label = segment.get("speaker")
+        speaker = names.get(label, label) if label else None
+        rows.append((index, segment["start"], segment["end"], speaker, segment["text"]))
+    return rows
+
+
+class Transcripts:
+    def __init__(self, tasks: Tasks, store: TranscriptStore) -> None:
+        self.tasks = tasks
+        self.store = store
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, task_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(task_id, asyncio.Lock())
+
+    async def latest(self, task_id: str) -> tuple[Task, Revision]:
+        """The task and its latest revision (NOT_READY while there is none)."""
+        task = await self.tasks.require(task_id)
+        async with self.lock(task_id):
+            latest = await self.imported(task)
+        if latest is None:
+            final_output(self.tasks, task)  # raises NOT_READY with the stage
+            raise ApiError("NOT_READY", detail="no transcript saved")
+        return task, latest
+
+    async def revision(self, task_id: str, number: int) -> tuple[Task, Revision]:
+        task, latest = await self.latest(task_id)
+        if number == latest.revision:
+            return task, latest
+        found = await self.store.get(task_id, number) if number >= 0 else None
+        if found is None:
+            raise ApiError(
+                "BAD_REQUEST",
+                f"There is no revision {number}.",
+                f"revisions: 0 to {latest.revision}",
+            )
+        return task, found
+
+    async def sync(self) -> None:
+        """Make every completed run's output a revision (before a search)."""
+        for task_id in await self.store.unimported():
+            task = await self.tasks.get(task_id)
+            if task is not None:
+                async with self.lock(task_id):
+                    await self.imported(task)
+
+    async def imported(self, task: Task) -> Revision | None:
+        """The latest revision, after saving the output of a run that completed since."""
+        latest = await self.store.latest(task.id)
+        if task.stage != Stage.COMPLETE or (latest is not None and latest.attempt >= task.attempt):
+            return latest
+        try:
+            output = final_output(self.tasks, task)
+        except FileNotFoundError:
+            log.warning("task %s is complete but its output is gone", task.id)
+            return latest
+        if latest is None:
+            new = Revision(task.id, 0, task.attempt, "model", now_iso(), output)
+        else:
+            data = carry_text_edits(latest.data, output)
+            new = Revision(task.id, latest.revision + 1, task.attempt, "rediarize", now_iso(), data)
+        await self.store.add(new, segment_rows(new.data))
+        return new
+
+    async def change(self, task_id: str, if_match: str | None, edit: Edit) -> Revision:
+        """Apply an edit to the latest revision and save the result as the next one; the
+        task's update (seq + 1) tells open pages to fetch it."""
+        async with self.lock(task_id):
+            task = await self.tasks.require(task_id)
+            if task.stage != Stage.COMPLETE:
+                raise ApiError(
+                    "CONFLICT",
+                    f"The task is {task.stage.value}; a transcript is edited once it is complete.",
+                    f"stage={task.stage.value}",
+                )
+            latest = await self.imported(task)
+            if latest is None:
+                raise ApiError("NOT_READY", detail="no transcript saved")
+            check_if_match(if_match, latest)
+            data = edit(latest.data)
+            new = Revision(task_id, latest.revision + 1, latest.attempt, "edit", now_iso(), data)
+            await self.store.add(new, segment_rows(data))
+            try:
+                await self.tasks.update(task_id, detail=f"Revision {new.revision} saved")
+            except KeyError:
+                log.info("task %s was deleted while it was edited", task_id)
+        return new
+
+
+def check_if_match(header: str | None, latest: Revision) -> None:
+    """If-Match: the edit applies only to the revision the client saw (RFC 9110 13.1.1)."""
+    if header is None:
+        return
+    tags = [tag.strip() for tag in header.split(",")]
+    if "*" in tags or etag(latest) in tags:
+        return
+    raise ApiError(
+        "PRECONDITION_FAILED",
+        "The transcript was changed elsewhere; reload it to see the latest revision.",
+        f"If-Match {header[:100]}; current ETag {etag(latest)}",
+    )

@@ -1,0 +1,93 @@
+"""Handlers for work on a transcript after the run: names, corrections, re-diarization, search.
+
+Each edit answers with the new revision (json, names applied) and its ETag; a client sends
+that ETag back in If-Match with its next edit, and gets 412 when another tab was faster.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+
+from transcriber.jobs.admission import check_queue
+from transcriber.jobs.edits import edit_segment, named, rename
+from transcriber.jobs.rediarize import rediarize as start_rediarize
+from transcriber.jobs.search import MAX_LIMIT
+from transcriber.jobs.search import search as run_search
+from transcriber.jobs.transcripts import etag
+from transcriber.protocol.errors import ApiError
+from transcriber.store.task import task_json
+from transcriber.store.transcripts import Revision
+from transcriber.web.keys import CONFIG, RUNNER, TRANSCRIPTS
+from transcriber.worker.pipeline.formats import to_json
+
+
+async def _body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except json.JSONDecodeError as exc:
+        raise ApiError("BAD_REQUEST", "The body is not valid JSON.", str(exc)) from exc
+
+
+def _revision_response(revision: Revision) -> web.Response:
+    data = {"speaker_names": {}} | named(revision.data)
+    data |= {"revision": revision.revision, "source": revision.source}
+    response = web.json_response(text=to_json(data, {}))
+    response.headers["ETag"] = etag(revision)
+    return response
+
+
+async def speakers(request: web.Request) -> web.Response:
+    body = await _body(request)
+    revision = await request.app[TRANSCRIPTS].change(
+        request.match_info["task_id"],
+        request.headers.get("If-Match"),
+        partial(rename, body=body),
+    )
+    return _revision_response(revision)
+
+
+async def segment(request: web.Request) -> web.Response:
+    raw = request.match_info["index"]
+    if not raw.isdigit():
+        raise ApiError("BAD_REQUEST", "The segment index must be a whole number.", f"{raw!r}")
+    body = await _body(request)
+    revision = await request.app[TRANSCRIPTS].change(
+        request.match_info["task_id"],
+        request.headers.get("If-Match"),
+        partial(edit_segment, index=int(raw), body=body),
+    )
+    return _revision_response(revision)
+
+
+async def rediarize(request: web.Request) -> web.Response:
+    body = await _body(request) if request.can_read_body else {}
+    config = request.app[CONFIG]
+    check_queue(config, request.app[RUNNER].queue_length)
+    task = await start_rediarize(
+        request.app[TRANSCRIPTS],
+        request.app[RUNNER],
+        request.match_info["task_id"],
+        body,
+        config.client_models,
+    )
+    return web.json_response(task_json(task), status=202)
+
+
+def _int(request: web.Request, key: str, default: int, high: int) -> int:
+    raw = request.query.get(key)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 0 <= int(raw) <= high:
+        raise ApiError("BAD_REQUEST", f"{key} must be a whole number from 0 to {high}.")
+    return int(raw)
+
+
+async def search(request: web.Request) -> web.Response:
+    limit = max(1, _int(request, "limit", 20, MAX_LIMIT))
+    offset = _int(request, "offset", 0, 1_000_000)
+    result = await run_search(request.app[TRANSCRIPTS], request.query.get("q", ""), limit, offset)
+    return web.json_response(result)
