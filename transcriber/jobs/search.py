@@ -29,8 +29,8 @@ def fts_query(query: str) -> str:
         if body.startswith('"') and body.endswith('"') and len(body) >= 2:
             body = body[1:-1]
         body = " ".join(body.split())
-        if not body.strip('"'):
-            continue
+        if not any(char.isalnum() for char in body):
+            continue  # punctuation alone: no token for FTS5 to match
         parts.append('"' + body.replace('"', '""') + '"' + ("*" if prefix else ""))
     return " ".join(parts)
 
