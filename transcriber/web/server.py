@@ -58,12 +58,6 @@ async def close_sockets(app: web.Application) -> None:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
-async def revalidate_page(request: web.Request, response: web.StreamResponse) -> None:
-    # The page's modules change with each upgrade: browsers must ask (cheaply, by ETag).
-    if request.path == "/" or request.path.startswith("/static/"):
-        response.headers["Cache-Control"] = "no-cache"
-
-
 def create_app(config: Config) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
@@ -77,7 +71,6 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(runner_ctx)
     app.on_shutdown.append(close_sockets)
-    app.on_response_prepare.append(revalidate_page)
     app.on_response_prepare.append(security_headers)
     setup_routes(app)
     return app
