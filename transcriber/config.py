@@ -83,6 +83,9 @@ class Config:
     upload_timeout: float = setting(
         3600.0, "seconds an upload may go without a byte before it fails UPLOAD_INCOMPLETE"
     )
+    hotwords_file: Path | None = setting(
+        None, "names and words Whisper should expect, one a line: every task's default hotwords"
+    )
     max_queue: int = setting(1000, "waiting tasks; more are refused with 429 QUEUE_FULL")
     min_free_disk: int = setting(
         1024**3, "bytes that must stay free in the data folder; below, 507 DISK_FULL (1 GiB)"
@@ -107,6 +110,8 @@ class Config:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.hotwords_file is not None and not self.hotwords_file.is_file():
+            raise ValueError(f"hotwords_file {self.hotwords_file} is not a file")
         if self.max_queue < 1 or self.min_free_disk < 0:
             raise ValueError("max_queue must be positive and min_free_disk not negative")
 
@@ -116,6 +121,16 @@ class Config:
         if self.allowed_models:
             return self.allowed_models
         return tuple(dict.fromkeys((self.model, *BUNDLED_MODELS)))
+
+    @property
+    def default_hotwords(self) -> str | None:
+        """The lines of --hotwords-file (# starts a comment), read as each job starts: an
+        edit of the file applies from the next job on."""
+        if self.hotwords_file is None:
+            return None
+        lines = self.hotwords_file.read_text(encoding="utf-8").splitlines()
+        words = [line.strip() for line in lines]
+        return " ".join(w for w in words if w and not w.startswith("#")) or None
 
     @property
     def db_path(self) -> Path:

@@ -132,6 +132,10 @@ async def _submit(client: Client, args: argparse.Namespace) -> int:
         options["language"] = args.language
     if args.speakers:
         options["num_speakers"] = args.speakers
+    if args.hotwords:
+        options["hotwords"] = args.hotwords
+    if args.initial_prompt:
+        options["initial_prompt"] = args.initial_prompt
     paths = [Path(p) for p in args.files]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -237,6 +241,8 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--language")
     p.add_argument("--speakers", type=int, help="number of speakers, if known")
     p.add_argument("--no-diarize", action="store_true")
+    p.add_argument("--hotwords", help="names and words Whisper should expect")
+    p.add_argument("--initial-prompt", help="context for Whisper: names, spellings")
     p = sub.add_parser("status", parents=[common], help="one task's state")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")

@@ -251,6 +251,7 @@ class Runner:
             align_model=c.align_model,
             diarization=c.diarization,
             hf_token=c.hf_token,
+            hotwords=c.default_hotwords,
             plumbing_stage_seconds=c.plumbing_stage_seconds,
             plumbing_hang=c.plumbing_hang,
         )

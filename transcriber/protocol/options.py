@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 MAX_PROMPT = 2000
+MAX_HOTWORDS = 1000
 MAX_MODEL_NAME = 200
 MAX_SPEAKERS = 32
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
@@ -74,6 +75,12 @@ class Options(BaseModel):
     initial_prompt: str | None = Field(
         default=None, max_length=MAX_PROMPT, description="Context for Whisper: names, spellings."
     )
+    hotwords: str | None = Field(
+        default=None,
+        max_length=MAX_HOTWORDS,
+        description="Words and names Whisper should expect (faster-whisper's hotwords),"
+        " added to the server's --hotwords-file.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -104,7 +111,7 @@ class Options(BaseModel):
             )
         return number
 
-    @field_validator("language", "model", "task", "initial_prompt", mode="before")
+    @field_validator("language", "model", "task", "initial_prompt", "hotwords", mode="before")
     @classmethod
     def _text(cls, value: object, info: ValidationInfo) -> str | None:
         key = info.field_name
@@ -120,6 +127,8 @@ class Options(BaseModel):
             raise _bad("Option 'task' must be transcribe or translate.")
         elif key == "initial_prompt" and len(value) > MAX_PROMPT:
             raise _bad(f"initial_prompt is longer than {MAX_PROMPT} characters.")
+        elif key == "hotwords" and len(value) > MAX_HOTWORDS:
+            raise _bad(f"hotwords is longer than {MAX_HOTWORDS} characters.")
         elif key == "model" and len(value) > MAX_MODEL_NAME:
             raise _bad("The model name is too long.")
         return value

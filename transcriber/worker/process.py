@@ -46,6 +46,8 @@ class Job:
     align_model: str | None = None
     diarization: str = "bundled"
     hf_token: str | None = None
+    # The server's default hotwords (--hotwords-file), added to the task's own.
+    hotwords: str | None = None
     plumbing_stage_seconds: float = 0.3
     plumbing_hang: str | None = None
 
@@ -199,6 +201,7 @@ def _context(job: Job) -> Any:
         job.hf_token,
         aligner=job.aligner,
         align_model=job.align_model,
+        hotwords=job.hotwords,
     )
 
 

@@ -63,6 +63,7 @@ class Context:
         hf_token: str | None,
         aligner: str = "whisper",
         align_model: str | None = None,
+        hotwords: str | None = None,
     ) -> None:
         self.audio_path = audio_path
         self.options = options
@@ -73,6 +74,7 @@ class Context:
         self.hf_token = hf_token
         self.aligner = aligner
         self.align_model = align_model
+        self.hotwords = hotwords
         self._audio: np.ndarray | None = None
 
     @property
@@ -107,7 +109,9 @@ class Context:
         if self._audio is None:
             progress(-1, "Reading audio")
         audio = self.audio
-        return transcribe(model, audio, self.options, progress, self.model)
+        words = [w for w in (self.options.get("hotwords"), self.hotwords) if w]
+        options = self.options | {"hotwords": " ".join(words) or None}
+        return transcribe(model, audio, options, progress, self.model)
 
     def _align(self, transcript: Transcript, progress: ProgressFn) -> Transcript:
         if not self.options.get("word_timestamps", True):

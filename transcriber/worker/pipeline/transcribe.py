@@ -67,6 +67,8 @@ def _decode_options(model: WhisperModel, options: dict[str, Any]) -> dict[str, A
         "language": language,
         "task": task,
         "initial_prompt": options.get("initial_prompt") or None,
+        # Hint words for the decoder (faster-whisper puts them in the prompt).
+        "hotwords": options.get("hotwords") or None,
         # Silero VAD (shipped inside faster-whisper) skips silence: without it Whisper
         # invents text ("You", "Thank you.") over long quiet stretches.
         "vad_filter": True,
