@@ -54,6 +54,12 @@ CREATE TRIGGER tasks_transcripts_ad AFTER DELETE ON tasks BEGIN
 END;
 """
 
+# A segment's rowid is its task's rowid shifted by this many bits, plus the segment's place
+# counted from the end: rowid order, which FTS5 walks without sorting, is then newest task
+# first and each task's segments in order, and an edit re-inserts rows under the same rowids.
+TASK_SHIFT = 20
+MAX_SEGMENTS = 1 << TASK_SHIFT
+
 # Marks around each match in a snippet: control characters no transcript holds, replaced by
 # <mark> once the rest of the text is HTML-escaped (jobs/search.py).
 MARK_OPEN, MARK_CLOSE = "\x02", "\x03"
@@ -118,6 +124,8 @@ class TranscriptStore:
         `segments` are (index, start, end, speaker name, text) rows. A revision number that is
         taken raises sqlite3.IntegrityError and changes nothing.
         """
+        if len(segments) > MAX_SEGMENTS:
+            raise ValueError(f"{len(segments)} segments; the index holds {MAX_SEGMENTS} a task")
         try:
             await self._db.execute(
                 "INSERT INTO revisions (task_id, revision, attempt, source, created_at, data)"
@@ -133,9 +141,9 @@ class TranscriptStore:
             )
             await self._db.execute("DELETE FROM segments WHERE task_id = ?", (revision.task_id,))
             await self._db.executemany(
-                'INSERT INTO segments (task_id, idx, start, "end", speaker, text)'
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(revision.task_id, *row) for row in segments],
+                'INSERT INTO segments (rowid, task_id, idx, start, "end", speaker, text)'
+                f" SELECT (rowid << {TASK_SHIFT}) + ?, id, ?, ?, ?, ?, ? FROM tasks WHERE id = ?",
+                [(MAX_SEGMENTS - 1 - row[0], *row, revision.task_id) for row in segments],
             )
             await self._db.commit()
         except BaseException:
@@ -152,7 +160,9 @@ class TranscriptStore:
         return [row[0] for row in rows]
 
     async def search(self, match: str, limit: int, offset: int) -> list[Hit]:
-        """Segments whose text matches, newest task first, then in transcript order."""
+        """Segments whose text matches, newest task first, then in transcript order: the
+        rowid order (see TASK_SHIFT), so FTS5 stops after the page instead of sorting every
+        match of a common word."""
         try:
             async with self._db.execute(
                 'SELECT s.task_id, t.filename, s.idx, s.start, s."end", s.speaker,'
@@ -160,7 +170,7 @@ class TranscriptStore:
                 " FROM segments_fts JOIN segments s ON s.rowid = segments_fts.rowid"
                 " JOIN tasks t ON t.id = s.task_id"
                 " WHERE segments_fts MATCH ?"
-                " ORDER BY t.created_at DESC, t.rowid DESC, s.idx LIMIT ? OFFSET ?",
+                " ORDER BY segments_fts.rowid DESC LIMIT ? OFFSET ?",
                 (MARK_OPEN, MARK_CLOSE, match, limit, offset),
             ) as cur:
                 rows = await cur.fetchall()
