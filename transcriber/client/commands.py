@@ -248,7 +248,7 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("get", parents=[common], help="download a transcript")
     p.add_argument("id")
-    p.add_argument("--format", default="txt", choices=("json", "txt", "srt", "vtt", "tsv"))
+    p.add_argument("--format", default="txt", choices=("json", "txt", "srt", "vtt", "tsv", "md"))
     p.add_argument("-o", "--output")
     p = sub.add_parser("list", parents=[common], help="recent tasks")
     p.add_argument("--limit", type=int, default=20)
