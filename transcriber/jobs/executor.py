@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from transcriber.worker.process import Job, JobResult
 
@@ -55,6 +55,11 @@ class WorkerLost(Exception):
     """The process (or machine) running the job died: the job's outcome is unknown."""
 
 
+class NodeLost(WorkerLost):
+    """The machine running the job left the cluster (the dask executor): like a restart, the
+    job may resume elsewhere from its last saved stage, by the same attempt rules."""
+
+
 class Executor(Protocol):
     """Runs jobs; see the module docstring.
 
@@ -84,4 +89,22 @@ class Executor(Protocol):
         nothing when the job is not running."""
 
 
-__all__ = ["Alive", "Event", "EventSink", "Executor", "Progress", "StageDone", "WorkerLost"]
+@runtime_checkable
+class Limited(Protocol):
+    """An executor whose places come and go (a cluster's machines): the coordinator takes no
+    more jobs from the queue than `room()` says it can run now. Without it: `slots`."""
+
+    def room(self) -> int: ...
+
+
+__all__ = [
+    "Alive",
+    "Event",
+    "EventSink",
+    "Executor",
+    "Limited",
+    "NodeLost",
+    "Progress",
+    "StageDone",
+    "WorkerLost",
+]

@@ -31,13 +31,24 @@ async def recover(
         elif task.stage == Stage.QUEUED:
             await enqueue(task.id)
         else:
-            cuts = task.interruptions + 1
-            await tasks.update(task.id, interruptions=cuts)
-            if cuts >= max_attempts:
-                await _fail(tasks, task, "INTERRUPTED", f"interrupted by {cuts} restarts")
-            else:
-                log.info("resuming task %s after %s", task.id, task.done_stages or "nothing")
-                await enqueue(task.id)
+            await resume_or_fail(tasks, task.id, enqueue, max_attempts)
+
+
+async def resume_or_fail(
+    tasks: Tasks, task_id: str, enqueue: Callable[[str], Awaitable[object]], max_attempts: int
+) -> None:
+    """A running task that was cut (a restart, a lost node) queues again to resume after its
+    last saved stage, or fails INTERRUPTED once it has been cut `max_attempts` times."""
+    task = await tasks.get(task_id)
+    if task is None or task.stage.terminal:
+        return
+    cuts = task.interruptions + 1
+    await tasks.update(task_id, interruptions=cuts)
+    if cuts >= max_attempts:
+        await _fail(tasks, task, "INTERRUPTED", f"interrupted by {cuts} restarts")
+    else:
+        log.info("resuming task %s after %s", task_id, task.done_stages or "nothing")
+        await enqueue(task_id)
 
 
 async def _fail(tasks: Tasks, task: Task, code: str, detail: str) -> None:

@@ -15,10 +15,10 @@ from contextlib import suppress
 
 from transcriber.config import Config
 from transcriber.jobs.events import apply_event
-from transcriber.jobs.executor import Event, Executor, WorkerLost
+from transcriber.jobs.executor import Event, Executor, Limited, NodeLost, WorkerLost
 from transcriber.jobs.local import LocalExecutor
 from transcriber.jobs.queue import JobQueue, ordinal_in_queue
-from transcriber.jobs.recovery import recover
+from transcriber.jobs.recovery import recover, resume_or_fail
 from transcriber.jobs.supervise import Running, Stop, job_limit
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.upload import expire_uploads
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # How often the watchdog looks: a stop asked for is enforced within this of its grace period.
 TICK = 0.25
+# How often a slot loop looks again for a free place on a cluster that has none.
+ROOM_POLL = 0.05
 
 
 class Runner:
@@ -42,6 +44,7 @@ class Runner:
         self.queue = JobQueue()
         self._running: dict[str, Running] = {}
         self._loops: list[asyncio.Task[None]] = []
+        self._claimed = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -147,22 +150,41 @@ class Runner:
 
     async def _slot(self, index: int) -> None:
         while True:
-            task_id = await self.queue.get()
-            # Tracked before any await: a cancel from now on finds the job (supervise.py).
-            running = self._running[task_id] = Running(task_id, index)
+            await self._claim_room()
             try:
-                await self._positions_moved()
-                await self._run(running)
-            except KeyError:
-                log.info("task %s was deleted while it ran", task_id)
-            except Exception:
-                log.exception("job for task %s failed in the runner", task_id)
-                with suppress(KeyError):
-                    await self._fail(task_id, "INTERNAL", "runner error")
+                await self._take(index)
             finally:
-                if self._running.get(task_id) is running:
-                    del self._running[task_id]
-                running.ended.set()
+                self._claimed -= 1
+
+    async def _claim_room(self) -> None:
+        # A cluster may have fewer free places than slot loops: the queue stays here until
+        # one is free (checked and claimed with no await between).
+        while self._claimed >= self._room():
+            await asyncio.sleep(ROOM_POLL)
+        self._claimed += 1
+
+    def _room(self) -> int:
+        if isinstance(self.executor, Limited):
+            return self.executor.room()
+        return self.executor.slots
+
+    async def _take(self, index: int) -> None:
+        task_id = await self.queue.get()
+        # Tracked before any await: a cancel from now on finds the job (supervise.py).
+        running = self._running[task_id] = Running(task_id, index)
+        try:
+            await self._positions_moved()
+            await self._run(running)
+        except KeyError:
+            log.info("task %s was deleted while it ran", task_id)
+        except Exception:
+            log.exception("job for task %s failed in the runner", task_id)
+            with suppress(KeyError):
+                await self._fail(task_id, "INTERNAL", "runner error")
+        finally:
+            if self._running.get(task_id) is running:
+                del self._running[task_id]
+            running.ended.set()
 
     async def _run(self, running: Running) -> None:
         task_id = running.task_id
@@ -194,6 +216,9 @@ class Runner:
         except WorkerLost as exc:
             if running.stop is Stop.TIMEOUT:
                 await self._fail(task_id, "JOB_TIMEOUT", running.why, attempt)
+            elif running.stop is None and isinstance(exc, NodeLost):
+                log.warning("task %s: %s", task_id, exc)
+                await resume_or_fail(self.tasks, task_id, self.enqueue, self.config.max_attempts)
             elif running.stop is None:
                 await self._fail(task_id, "WORKER_CRASHED", str(exc), attempt)
             else:

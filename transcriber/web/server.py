@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import WSCloseCode, web
 
 from transcriber.config import Config
+from transcriber.jobs.engine import make_executor
 from transcriber.jobs.hub import Hub
 from transcriber.jobs.runner import Runner
 from transcriber.jobs.tasks import Tasks
@@ -44,7 +45,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
-    runner = Runner(app[CONFIG], app[TASKS])
+    runner = Runner(app[CONFIG], app[TASKS], make_executor(app[CONFIG]))
     app[RUNNER] = runner
     await runner.start()
     yield

@@ -1,0 +1,222 @@
+"""The node agent: runs the coordinator's jobs in spawned children and relays their progress.
+
+One child per slot, kept between jobs so its models stay loaded. A job is a Dask task
+(`run_on_node`) whose thread hands the job to a child and follows it: progress goes to the
+coordinator through the worker's event log, a cancel arrives as a distributed.Event (then the
+job's own cancel flag file, then a kill after the grace period), a kill at once. A key that
+turns cancelled in the worker's state means the coordinator that submitted it is gone: the
+job is an orphan and is killed, so a restarted coordinator can resume it elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import queue
+import shutil
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import distributed
+
+from transcriber.node import child, fetch
+from transcriber.node.wire import PLUGIN_NAME, PROGRESS_TOPIC, stop_event
+from transcriber.worker import process as worker
+from transcriber.worker.process import Job
+
+log = logging.getLogger(__name__)
+# distributed is only partly typed: its untyped calls go through Any.
+dd: Any = distributed
+
+# How often a running job looks for a stop: a cancel reaches the child within about this.
+CHECK_EVERY = 0.2
+# States in which the worker no longer wants the task's result: its client is gone.
+ABANDONED = frozenset({"cancelled", "released", "forgotten"})
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """What is the node's own: its device, models, hub token and where the audio comes from."""
+
+    slots: int = 1
+    device: str = "auto"
+    models_dir: Path = Path(".")
+    hf_token: str | None = None
+    audio: str = "shared"  # "shared": the coordinator's paths; "http": fetched over HTTP
+    coordinator_url: str | None = None
+    node_token: str | None = None
+    cache_dir: Path = Path("node-cache")
+    threads: int = 1
+
+
+class _Child:
+    def __init__(self, threads: int) -> None:
+        mp = multiprocessing.get_context("spawn")
+        self.jobs: Any = mp.Queue()
+        self.channel: Any = mp.Queue()
+        args = (self.jobs, self.channel, threads, os.getpid())
+        self.process = mp.Process(target=child.main, args=args, name="transcriber-job")
+        self.process.start()
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def next_message(self) -> tuple[Any, ...] | None:
+        try:
+            message: tuple[Any, ...] = self.channel.get(timeout=0.1)
+        except queue.Empty:
+            return None
+        return message
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        for q in (self.jobs, self.channel):
+            q.close()
+            q.cancel_join_thread()
+
+
+class Agent:
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.refused: str | None = None
+        self._children: list[_Child | None] = [None] * settings.slots
+        self._free: queue.Queue[int] = queue.Queue()
+        for slot in range(settings.slots):
+            self._free.put(slot)
+
+    def run(self, job: Job, grace: float, key: str, dask_worker: Any) -> dict[str, Any]:
+        slot = self._free.get()
+        try:
+            return self._run_in(slot, job, _StopWatch(job, key, dask_worker, grace), dask_worker)
+        finally:
+            self._free.put(slot)
+
+    def close(self) -> None:
+        """Kill every child: the worker is going and a job must not outlive it."""
+        for index, running in enumerate(self._children):
+            if running is not None:
+                running.kill()
+                self._children[index] = None
+
+    def _child(self, slot: int) -> _Child:
+        current = self._children[slot]
+        if current is None or not current.alive():
+            current = self._children[slot] = _Child(self.settings.threads)
+        return current
+
+    def _run_in(self, slot: int, job: Job, watch: _StopWatch, w: Any) -> dict[str, Any]:
+        try:
+            local = self._localize(job)
+        except OSError as exc:  # urllib's errors too
+            return _error(f"could not fetch the task's files: {type(exc).__name__}: {exc}")
+        running = self._child(slot)
+        running.jobs.put(local)
+        w.log_event(PROGRESS_TOPIC, ["started", job.task_id, job.attempt, running.process.pid])
+        try:
+            result = self._follow(slot, running, local, watch, w)
+        finally:
+            w.log_event(PROGRESS_TOPIC, ["finished", job.task_id, job.attempt])
+        if self.settings.audio == "http" and result["outcome"] != "lost":
+            shutil.rmtree(local.work_dir, ignore_errors=True)
+        return result
+
+    def _follow(
+        self, slot: int, running: _Child, job: Job, watch: _StopWatch, w: Any
+    ) -> dict[str, Any]:
+        while True:
+            message = running.next_message()
+            if message is not None:
+                if message[0] == "result":
+                    result: dict[str, Any] = message[3]
+                    return result
+                try:
+                    self._relay(job, message, w)
+                except OSError as exc:
+                    running.kill()
+                    self._children[slot] = None
+                    return _error(f"could not send a stage's output: {exc}")
+                continue
+            if not running.alive():
+                self._children[slot] = None
+                return _lost(f"the job's process died (exit code {running.process.exitcode})")
+            action = watch.check()
+            if action == "cancel":
+                with suppress(FileNotFoundError):  # a deleted task's folder
+                    worker.cancel_flag(job.work_dir, job.attempt).touch()
+            elif action is not None:
+                log.warning("task %s: killing its process (%s)", job.task_id, action)
+                running.kill()
+                self._children[slot] = None
+                return _lost(action)
+
+    def _relay(self, job: Job, message: tuple[Any, ...], w: Any) -> None:
+        kind = message[0]
+        if kind == "finished":
+            return  # the agent sends its own, after the result
+        if kind == "stage_done" and self.settings.audio == "http":
+            # Saved on the coordinator before it hears of it: a resume starts after it.
+            fetch.upload_stage(self.settings, job, message[3])
+        w.log_event(PROGRESS_TOPIC, list(message))
+
+    def _localize(self, job: Job) -> Job:
+        """The job with this node's device, models and token, and (http) local files."""
+        s = self.settings
+        job = dataclasses.replace(
+            job, device=s.device, models_dir=s.models_dir, hf_token=s.hf_token
+        )
+        if s.audio != "http":
+            return job
+        work_dir = s.cache_dir / "tasks" / job.task_id
+        audio = work_dir / job.audio_path.name
+        fetch.fetch_inputs(s, job, work_dir, audio)
+        return dataclasses.replace(job, audio_path=audio, work_dir=work_dir)
+
+
+class _StopWatch:
+    """Looks for a reason to stop the job: a cancel, a kill, or a coordinator gone."""
+
+    def __init__(self, job: Job, key: str, w: Any, grace: float) -> None:
+        self.key, self.w, self.grace = key, w, grace
+        self.cancel = dd.Event(stop_event(job.task_id, job.attempt, "cancel"))
+        self.kill = dd.Event(stop_event(job.task_id, job.attempt, "kill"))
+        self.kill_at: float | None = None
+        self._next = 0.0
+
+    def check(self) -> str | None:
+        """None, "cancel" (once: raise the flag) or the reason to kill now."""
+        now = time.monotonic()
+        if now < self._next:
+            return None
+        self._next = now + CHECK_EVERY
+        state = getattr(self.w.state.tasks.get(self.key), "state", "forgotten")
+        if state in ABANDONED:
+            return "orphaned: the coordinator that submitted it is gone"
+        if self.kill_at is not None and now >= self.kill_at:
+            return f"still running {self.grace:g} s after the cancel"
+        if self.kill.is_set():
+            return "killed by the coordinator"
+        if self.kill_at is None and self.cancel.is_set():
+            self.kill_at = now + self.grace
+            return "cancel"
+        return None
+
+
+def _lost(detail: str) -> dict[str, Any]:
+    return {"outcome": "lost", "detail": detail}
+
+
+def _error(detail: str) -> dict[str, Any]:
+    return {"outcome": "error", "code": "INTERNAL", "message": "", "detail": detail}
+
+
+def run_on_node(job: Job, grace: float) -> dict[str, Any]:
+    """The Dask task: run `job` on this worker's agent and return its outcome as plain data."""
+    w = dd.get_worker()
+    agent: Agent = w.plugins[PLUGIN_NAME].agent
+    return agent.run(job, grace, str(dd.worker.thread_state.key), w)
