@@ -47,8 +47,7 @@ function select(id, { focus = false } = {}) {
 }
 
 function updated(snap) {
-  if (TERMINAL.has(snap.stage)) connection.unwatch(snap.id);
-  else connection.watch(snap.id);
+  connection.watch(snap.id, !TERMINAL.has(snap.stage));
   if (snap.id === tasks.selected) result.show(snap);
 }
 
@@ -96,14 +95,25 @@ const connection = new Connection({
   onSnapshot: (snap) => tasks.apply(snap),
   onChange: showConnection,
   onGone: (id) => tasks.remove(id),
+  onError: (error) => {
+    const slot = $("tasks-error");
+    slot.replaceChildren(errorBlock(error, { role: "alert" }));
+  },
 });
 
-async function loadTasks() {
+const PAGE_SIZE = 50;
+let nextPage = null; // the cursor of the next page of older tasks
+
+async function loadTasks({ more = false } = {}) {
   const slot = $("tasks-error");
   slot.replaceChildren();
   try {
-    const page = await api.get("/api/tasks?limit=100");
+    const after = more && nextPage ? `&before=${encodeURIComponent(nextPage)}` : "";
+    const page = await api.get(`/api/tasks?limit=${PAGE_SIZE}${after}`);
     for (const snap of page.tasks) tasks.apply(snap);
+    nextPage = page.next;
+    $("more-tasks").hidden = !nextPage;
+    if (more) return;
     const wanted = hashTask();
     if (wanted && !tasks.snapshot(wanted)) tasks.apply(await api.get(`/api/tasks/${wanted}`));
     if (wanted) select(wanted);
@@ -126,6 +136,7 @@ const upload = new UploadForm({
 });
 
 $("reconnect").addEventListener("click", () => connection.reconnectNow("manual"));
+$("more-tasks").addEventListener("click", () => loadTasks({ more: true }));
 window.addEventListener("hashchange", () => {
   const id = hashTask();
   if (id && id !== tasks.selected) select(id);

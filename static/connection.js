@@ -17,6 +17,11 @@ const MIN_ATTEMPT_GAP_S = 1;
 // console (window.__transcriber.attempts): only the last ones, so a tab open for weeks keeps no
 // more than this.
 const ATTEMPT_LOG = 50;
+// A server that restarts closes every socket with 1001 (going away): each page waits a random
+// time in this window before its first attempt, so a thousand tabs do not come back in the
+// same millisecond (full jitter; bench/bench_reconnect.py measures the spread).
+const GOING_AWAY = 1001;
+const GOING_AWAY_SPREAD_MS = 3_000;
 
 function sleep(ms, signal) {
   return new Promise((resolve) => {
@@ -29,16 +34,20 @@ function sleep(ms, signal) {
 }
 
 export class Connection {
-  constructor({ api, settings, getSeq, onSnapshot, onChange, onGone }) {
+  constructor({ api, settings, getSeq, onSnapshot, onChange, onGone, onError = () => {} }) {
     this.api = api;
     this.settings = settings;
     this.getSeq = getSeq;
     this.onSnapshot = onSnapshot;
     this.onChange = onChange;
     this.onGone = onGone;
+    this.onError = onError;
+    this.spreadNext = false;
     this.state = "connecting";
     this.mode = "live";
-    this.watched = new Set();
+    // Every task the page shows, subscribed so that a deletion elsewhere reaches it; the value
+    // says whether it still changes (not finished), the only ones polled when live updates fail.
+    this.watched = new Map();
     // The last ATTEMPT_LOG attempts: {n, at, ended: seconds since page load, kind, outcome}.
     this.attempts = [];
     this.attemptCount = 0;
@@ -64,25 +73,29 @@ export class Connection {
 
   // -- watched tasks ---------------------------------------------------------------------------
 
-  watch(id) {
-    if (this.watched.has(id)) return;
-    this.watched.add(id);
+  watch(id, changing = true) {
+    const known = this.watched.has(id);
+    this.watched.set(id, changing);
+    if (!changing) this.stopPoller(id);
+    if (known) return;
     if (this.live) this.subscribe(id);
-    else if (this.mode === "polling") this.startPoller(id);
+    else if (this.mode === "polling" && changing) this.startPoller(id);
   }
 
   unwatch(id) {
     if (!this.watched.delete(id)) return;
     if (this.live) this.send({ type: "unsubscribe", task_id: id });
+    this.stopPoller(id);
+  }
+
+  stopPoller(id) {
     this.pollers.get(id)?.abort();
     this.pollers.delete(id);
   }
 
   subscribe(id) {
-    const seq = this.getSeq(id);
-    const message = { type: "subscribe", task_id: id };
-    if (seq) message.last_seq = seq;
-    this.send(message);
+    // The answer is always the latest snapshot; it is applied only if newer than the one shown.
+    this.send({ type: "subscribe", task_id: id });
   }
 
   send(message) {
@@ -119,7 +132,7 @@ export class Connection {
       this.armDeadTimer();
     };
     ws.onmessage = (event) => this.message(ws, event);
-    ws.onclose = () => this.drop(ws, "closed");
+    ws.onclose = (event) => this.drop(ws, event.code === GOING_AWAY ? "going away" : "closed");
   }
 
   message(ws, event) {
@@ -134,6 +147,22 @@ export class Connection {
     }
     if (msg.type === "hello") this.hello(msg);
     else if (msg.type === "task" && msg.task) this.onSnapshot(msg.task);
+    else if (msg.type === "deleted" && msg.task_id) this.gone(msg.task_id);
+    else if (msg.type === "error" && msg.error) this.refused(msg.error);
+  }
+
+  gone(id) {
+    this.unwatch(id);
+    this.onGone(id);
+  }
+
+  // An error frame: a task deleted while this page was away is gone; anything else is shown.
+  refused(error) {
+    if (error.code === "UNKNOWN_TASK" && error.task_id && this.watched.has(error.task_id)) {
+      this.gone(error.task_id);
+      return;
+    }
+    this.onError(error);
   }
 
   hello(msg) {
@@ -148,7 +177,7 @@ export class Connection {
     this.stopPolling();
     this.setState("connected");
     this.setMode("live");
-    for (const id of this.watched) this.subscribe(id);
+    for (const id of this.watched.keys()) this.subscribe(id);
   }
 
   // Dead when nothing arrives for two heartbeats and 5 s.
@@ -178,6 +207,7 @@ export class Connection {
     this.attempt.ended = performance.now() / 1000;
     if (wasLive) {
       this.failures = 0;
+      this.spreadNext = reason === "going away";
       this.scheduleRetry();
       return;
     }
@@ -200,6 +230,8 @@ export class Connection {
     let delay = backoff[this.failures] * 1000 * (1 + Math.random() * jitter);
     const sinceLast = performance.now() - this.attempt.at * 1000;
     if (this.failures === 0) delay = Math.max(delay, MIN_ATTEMPT_GAP_S * 1000 - sinceLast);
+    if (this.spreadNext) delay = Math.max(delay, Math.random() * GOING_AWAY_SPREAD_MS);
+    this.spreadNext = false;
     this.timers.retry = setTimeout(() => {
       this.timers.retry = null;
       this.connect("reconnect");
@@ -209,7 +241,7 @@ export class Connection {
   fallBack() {
     this.setState("disconnected");
     this.setMode("polling");
-    for (const id of this.watched) this.startPoller(id);
+    for (const [id, changing] of this.watched) if (changing) this.startPoller(id);
     this.scheduleBackground();
   }
 
@@ -272,8 +304,7 @@ export class Connection {
       if (long) this.longPolls -= 1;
       if (signal.aborted) return;
       if (error && error.status === 404) {
-        this.unwatch(id);
-        this.onGone(id);
+        this.gone(id);
         return;
       }
       this.reachable(!error);
