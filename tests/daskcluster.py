@@ -90,3 +90,11 @@ def alive(pid: int) -> bool:
     # A zombie is dead too: its parent has not reaped it yet.
     status = Path(f"/proc/{pid}/stat").read_text().split()[2]
     return status != "Z"
+
+
+def placed_pid(executor: DaskExecutor, task_id: str) -> tuple[str, int] | None:
+    """The node and job process of the task's running attempt, once the node has said."""
+    place = executor.running_on(task_id)
+    if place is None or place[1] is None:
+        return None
+    return place[0], place[1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +11,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from transcriber.protocol.stages import Stage
+from transcriber.web.keys import RUNNER
 
 from .conftest import ClientFactory, upload
-from .daskcluster import dask_overrides, executor_of, node_cluster, until
+from .daskcluster import alive, dask_overrides, executor_of, node_cluster, placed_pid, until
 
 WORK = ["transcribing", "aligning", "diarizing"]
 
@@ -35,9 +38,11 @@ async def test_jobs_run_on_both_nodes_with_live_progress(
         for task_id in ids:
             await ws.send_json({"type": "subscribe", "task_id": task_id})
         places = await until(
-            lambda: [executor.running_on(i) for i in ids]
-            if all(executor.running_on(i) for i in ids)
-            else None,
+            lambda: (
+                [executor.running_on(i) for i in ids]
+                if all(executor.running_on(i) for i in ids)
+                else None
+            ),
             what="both jobs placed",
         )
         seen: dict[str, list[dict[str, Any]]] = {task_id: [] for task_id in ids}
@@ -46,6 +51,7 @@ async def test_jobs_run_on_both_nodes_with_live_progress(
             if message["type"] == "task":
                 seen[message["task"]["id"]].append(message["task"])
         await ws.close()
+        await client.close()
     # One job on each node: the coordinator placed them, not Dask.
     assert len({address for address, _ in places}) == 2
     for snapshots in seen.values():
@@ -57,3 +63,57 @@ async def test_jobs_run_on_both_nodes_with_live_progress(
         # Progress within each stage arrived from the node, not only the stage changes.
         assert any(0 < s["stage_progress"] < 100 for s in snapshots)
         assert snapshots[-1]["error"] is None and Stage(snapshots[-1]["stage"]) == Stage.COMPLETE
+
+
+async def stage_of(client: TestClient[web.Request, web.Application], task_id: str) -> Any:
+    resp = await client.get(f"/api/tasks/{task_id}")
+    return await resp.json()
+
+
+async def reach(
+    client: TestClient[web.Request, web.Application], task_id: str, stage: str
+) -> dict[str, Any]:
+    async def poll() -> dict[str, Any]:
+        while True:
+            task: dict[str, Any] = await stage_of(client, task_id)
+            if task["stage"] == stage:
+                return task
+            await asyncio.sleep(0.05)
+
+    return await asyncio.wait_for(poll(), 90)
+
+
+async def test_cancel_in_each_stage_stops_the_job_on_its_node(
+    tmp_path: Path, make_client: ClientFactory, wav_bytes: bytes
+) -> None:
+    async with node_cluster(tmp_path) as cluster:
+        client = await make_client(**dask_overrides(cluster, plumbing_stage_seconds=4.0))
+        executor = executor_of(client)
+        runner = client.app[RUNNER]
+        await until(lambda: len(executor.nodes.admitted()) == 2, what="both nodes admitted")
+        children = set()
+        for stage in WORK:
+            task_id = await submit(client, wav_bytes)
+            await reach(client, task_id, stage)
+            _, pid = await until(functools.partial(placed_pid, executor, task_id))
+            children.add(pid)
+            resp = await client.post(f"/api/tasks/{task_id}/cancel")
+            assert resp.status == 200, await resp.text()
+            # The job really stopped on its node: the coordinator frees its slot only then.
+            await until(lambda: runner.busy == 0)
+            task = await stage_of(client, task_id)
+            assert task["stage"] == "cancelled"
+            assert task["error"]["code"] == "CANCELLED" and task["error"]["stage"] == stage
+            # Stopped by its flag, well within the grace period: the child was not killed.
+            assert pid is not None and alive(pid)
+        deleted = await submit(client, wav_bytes)
+        await reach(client, deleted, "aligning")
+        resp = await client.delete(f"/api/tasks/{deleted}")
+        assert resp.status in (200, 204), await resp.text()
+        assert (await client.get(f"/api/tasks/{deleted}")).status == 404
+        last = await submit(client, wav_bytes)
+        done = await reach(client, last, "complete")
+        await client.close()
+    assert done["error"] is None and done["attempt"] == 1
+    # The children kept their models between jobs: at most one per node was ever started.
+    assert len(children) <= 2
