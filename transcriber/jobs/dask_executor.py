@@ -172,6 +172,7 @@ class DaskExecutor:
             try:
                 outcome: dict[str, Any] = result.result()
             except Exception as exc:  # KilledWorker and kin: the worker died under it
+                self.nodes.lose(placed.address)  # before the requeued job looks for a node
                 raise NodeLost(f"node {placed.address}: {type(exc).__name__}: {exc}") from exc
             return outcome
         finally:

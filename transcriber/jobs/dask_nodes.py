@@ -71,7 +71,7 @@ class Nodes:
                 await self._admit(address, info)
         for address in list(self._slots):
             if address not in workers:
-                self._lose(address)
+                self.lose(address)
         self._refused &= set(workers)
 
     async def _admit(self, address: str, info: dict[str, Any]) -> None:
@@ -91,7 +91,10 @@ class Nodes:
             log.info("could not tell node %s why it was refused", address)
         await self._client.retire_workers(workers=[address], close_workers=True)
 
-    def _lose(self, address: str) -> None:
+    def lose(self, address: str) -> None:
+        """The node is gone (the scheduler said so, or a job died with its worker)."""
+        if address not in self._slots:
+            return
         log.warning("node %s left the cluster", address)
         del self._slots[address]
         self._busy.pop(address, None)
