@@ -40,18 +40,24 @@ async def node_cluster(
             threads_per_worker=2,  # one for the job, one spare (the resource caps jobs at 1)
             processes=True,
             host="127.0.0.1",
-            scheduler_kwargs={"dashboard": False},
+            dashboard_address="127.0.0.1:0",
+            worker_dashboard_address="127.0.0.1:0",
             asynchronous=True,
             resources={RESOURCE: 1},
             startup_information={NODE_INFO: functools.partial(node_info, token, "shared")},
         )
         try:
-            async with Client(cluster, asynchronous=True) as client:
-                plugin = NodePlugin(NodeSettings(cache_dir=tmp_path / "node-cache", **settings))
-                await client.register_plugin(plugin)
+            await use_settings(cluster, tmp_path, **settings)
             yield cluster
         finally:
             await cluster.close()
+
+
+async def use_settings(cluster: LocalCluster, tmp_path: Path, **settings: Any) -> None:
+    """(Re)install the node plugin on every worker with these settings."""
+    async with Client(cluster, asynchronous=True) as client:
+        plugin = NodePlugin(NodeSettings(cache_dir=tmp_path / "node-cache", **settings))
+        await client.register_plugin(plugin)
 
 
 def dask_overrides(cluster: LocalCluster, **more: Any) -> dict[str, Any]:

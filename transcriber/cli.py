@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -18,10 +19,29 @@ def _serve_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_flags(p)
 
 
+def _certs_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("certs", help="write a CA and coordinator/node certificates (dask)")
+    p.add_argument("dir", type=Path, help="folder to write them into (--tls-dir)")
+    p.set_defaults(func=certs)
+
+
+def certs(args: argparse.Namespace) -> int:
+    from transcriber.node.tls import write_certs
+
+    for path in write_certs(args.dir):
+        print(path)
+    print("copy ca.pem, node.pem and node.key to each node; keep coordinator.key here")
+    return 0
+
+
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="transcriber", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_args(sub)
+    _certs_args(sub)
+    from transcriber.node.main import add_node_command
+
+    add_node_command(sub)
     from transcriber.client.commands import add_client_commands
 
     add_client_commands(sub)

@@ -115,6 +115,8 @@ class DaskExecutor:
             protocol=protocol,
             security=sec,
             dashboard=False,
+            # Its HTTP server (health, metrics) stays on loopback, on a free port.
+            dashboard_address="127.0.0.1:0",
             # A job is never run twice by Dask: the coordinator decides (NodeLost).
             allowed_failures=0,
         )

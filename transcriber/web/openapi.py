@@ -19,6 +19,7 @@ from transcriber.protocol.messages import ClientMessage, ServerMessage
 from transcriber.protocol.options import Options
 from transcriber.protocol.snapshot import NewTask, Snapshot, TaskList
 from transcriber.web.openapi_edits import EDIT_PATHS
+from transcriber.web.openapi_nodes import NODE_PATHS
 from transcriber.worker.pipeline.formats import FORMATS
 
 _REF = "#/components/schemas/{model}"
@@ -172,6 +173,7 @@ PATHS: dict[str, Any] = {
 }
 PATHS["/api/tasks/{task_id}/transcript"]["get"]["responses"]["400"] = ERR
 PATHS |= EDIT_PATHS
+PATHS |= NODE_PATHS
 
 _OPENAI_ERR = _json(
     {

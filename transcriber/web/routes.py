@@ -6,9 +6,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from transcriber.web import api, auth, edits, openai_api, openapi, results, ws
+from transcriber.web import api, auth, edits, nodes, openai_api, openapi, results, ws
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
+NODE_STAGE = "/internal/nodes/tasks/{task_id}/stages/{stage}"
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -41,6 +42,9 @@ def setup_routes(app: web.Application) -> None:
             web.get("/api/search", edits.search, name="search"),
             web.post("/v1/audio/transcriptions", openai_api.transcriptions, name="openai"),
             web.get("/v1/models", openai_api.models, name="openai_models"),
+            web.get("/internal/nodes/tasks/{task_id}/audio", nodes.audio, name="node_audio"),
+            web.get(NODE_STAGE, nodes.stage_output, name="node_stage"),
+            web.put(NODE_STAGE, nodes.save_stage_output, name="node_save_stage"),
             web.static("/static", STATIC, name="static"),
         ]
     )

@@ -1,0 +1,51 @@
+"""Internal routes for nodes that do not share the data folder (`transcriber node --audio
+http`): a task's audio (with Range), and its stage outputs both ways. Each takes the cluster's
+node token as a bearer token, never the API token; they are not under /api/."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from transcriber.jobs import node_files
+from transcriber.protocol.errors import ApiError
+from transcriber.web.keys import CONFIG, TASKS
+
+
+def _check_node(request: web.Request) -> None:
+    expected = request.app[CONFIG].node_token
+    header = request.headers.get("Authorization", "")
+    given = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError("UNAUTHORIZED", detail="send 'Authorization: Bearer <node token>'")
+
+
+async def audio(request: web.Request) -> web.FileResponse:
+    _check_node(request)
+    path = await node_files.audio_file(request.app[TASKS], request.match_info["task_id"])
+    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
+
+
+async def stage_output(request: web.Request) -> web.FileResponse:
+    _check_node(request)
+    tasks, info = request.app[TASKS], request.match_info
+    path = await node_files.stage_file(tasks, info["task_id"], info["stage"])
+    return web.FileResponse(path, headers={"Content-Type": "application/json"})
+
+
+async def save_stage_output(request: web.Request) -> web.Response:
+    _check_node(request)
+    try:
+        attempt = int(request.query.get("attempt", ""))
+    except ValueError as exc:
+        raise ApiError("BAD_REQUEST", detail="?attempt=N is required") from exc
+    tasks, info = request.app[TASKS], request.match_info
+    path = await node_files.check_writer(tasks, info["task_id"], info["stage"], attempt)
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(1024 * 1024):
+        body += chunk
+        if len(body) > node_files.MAX_STAGE_BYTES:
+            raise ApiError("FILE_TOO_LARGE")
+    node_files.save(path, bytes(body))
+    return web.json_response({"saved": info["stage"], "bytes": len(body)})
