@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pyannote.core import Annotation, Segment  # noqa: E402
-from pyannote.database.util import load_rttm  # noqa: E402
 from pyannote.metrics.diarization import DiarizationErrorRate  # noqa: E402
 
 from transcriber.config import Config  # noqa: E402
@@ -40,6 +39,14 @@ from transcriber.worker.pipeline.diarize import BUNDLED_WINDOWS, load_diarizer  
 
 Run = Callable[[np.ndarray, dict[str, Any]], Annotation]
 ORDER = ["dev00", "dev01", "tst00", "tst01"] + [f"trn{i:02d}" for i in range(10)]
+
+
+def load_rttm(path: Path) -> dict[str, Annotation]:
+    out: dict[str, Annotation] = {}
+    for row in (line.split() for line in path.read_text().splitlines() if line.strip()):
+        start, length = float(row[3]), float(row[4])
+        out.setdefault(row[1], Annotation(uri=row[1]))[Segment(start, start + length)] = row[7]
+    return out
 
 
 def references(ami: Path) -> dict[str, tuple[Path, Annotation]]:
@@ -72,11 +79,11 @@ def methods(diarizer: Any) -> dict[str, Run]:
         def run(audio: np.ndarray, bounds: dict[str, Any]) -> Annotation:
             rule = windows.segmentation_step
             if step is not None:
-                windows.segmentation_step = lambda device, seconds: step  # type: ignore[assignment]
+                windows.segmentation_step = lambda device, seconds: step
             try:
                 out: Annotation = diarizer(waveform(audio), **bounds)
             finally:
-                windows.segmentation_step = rule  # type: ignore[assignment]
+                windows.segmentation_step = rule
             return out
 
         return run

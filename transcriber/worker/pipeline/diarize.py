@@ -140,6 +140,8 @@ def load_diarizer(spec: str, models_dir: Path, device: str, token: str | None = 
         pipeline = _load_bundled(models_dir)
     elif spec == BUNDLED_WINDOWS:
         segmenter = _load_bundled(models_dir)
+        if not isinstance(segmenter.embedding, CAMPPlus):  # _load_bundled always builds one
+            raise TypeError("the bundled pipeline lost its CAM++ model")
         pipeline = WindowDiarizer(segmenter, segmenter.embedding)
     else:
         pipeline = _load_pretrained(spec, token)
@@ -178,6 +180,14 @@ def _speaker_options(options: dict[str, Any]) -> dict[str, int]:
     return {k: int(options[k]) for k in keys if options.get(k) is not None}
 
 
+def annotation_of(output: Any) -> Annotation:
+    """pyannote 4 pipelines return a DiarizeOutput; the bundled-windows one an Annotation."""
+    if isinstance(output, Annotation):
+        return output
+    annotation: Annotation = output.speaker_diarization
+    return annotation
+
+
 def _turns(annotation: Annotation) -> list[Turn]:
     """Turns in time order, speakers renamed SPEAKER_00, 01, ... in order of first speech."""
     tracks = sorted(
@@ -204,8 +214,7 @@ def diarize(
             hook=_progress_hook(progress),
             **_speaker_options(options),
         )
-    annotation = output if isinstance(output, Annotation) else output.speaker_diarization
-    turns = _turns(annotation)
+    turns = _turns(annotation_of(output))
     speakers = len({t.speaker for t in turns})
     progress(100, f"{speakers} speaker{'s' if speakers != 1 else ''}")
     return turns
