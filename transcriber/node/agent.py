@@ -117,6 +117,12 @@ class Agent:
             return _error(f"could not fetch the task's files: {type(exc).__name__}: {exc}")
         running = self._child(slot)
         running.jobs.put(local)
+        log.info(
+            "task %s attempt %d: running in process %d",
+            job.task_id,
+            job.attempt,
+            running.process.pid,
+        )
         w.log_event(PROGRESS_TOPIC, ["started", job.task_id, job.attempt, running.process.pid])
         try:
             result = self._follow(slot, running, local, watch, w)

@@ -8,6 +8,7 @@ its last finished stage here too; each new one is sent back as its stage ends.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import urllib.error
 import urllib.request
@@ -18,6 +19,8 @@ from transcriber.worker.process import Job, stage_output
 
 if TYPE_CHECKING:
     from transcriber.node.agent import NodeSettings
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 TIMEOUT = 60.0
@@ -66,6 +69,7 @@ def _download_audio(settings: NodeSettings, task_id: str, audio: Path) -> None:
         with answer, partial.open("ab" if answer.status == 206 else "wb") as out:
             shutil.copyfileobj(answer, out, CHUNK)
     partial.replace(audio)
+    log.info("task %s: audio fetched (%d bytes)", task_id, audio.stat().st_size)
 
 
 def upload_stage(settings: NodeSettings, job: Job, stage: str) -> None:
