@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -71,7 +74,7 @@ async def stage_of(client: TestClient[web.Request, web.Application], task_id: st
 
 
 async def reach(
-    client: TestClient[web.Request, web.Application], task_id: str, stage: str
+    client: TestClient[web.Request, web.Application], task_id: str, stage: str, timeout: float = 90
 ) -> dict[str, Any]:
     async def poll() -> dict[str, Any]:
         while True:
@@ -80,7 +83,7 @@ async def reach(
                 return task
             await asyncio.sleep(0.05)
 
-    return await asyncio.wait_for(poll(), 90)
+    return await asyncio.wait_for(poll(), timeout)
 
 
 async def test_cancel_in_each_stage_stops_the_job_on_its_node(
@@ -117,3 +120,28 @@ async def test_cancel_in_each_stage_stops_the_job_on_its_node(
     assert done["error"] is None and done["attempt"] == 1
     # The children kept their models between jobs: at most one per node was ever started.
     assert len(children) <= 2
+
+
+def test_cluster_settings_are_checked() -> None:
+    from transcriber.config import Config
+
+    with pytest.raises(ValueError, match="node_token"):
+        Config(executor="dask", insecure=True, scheduler_host="127.0.0.1")
+    with pytest.raises(ValueError, match="tls_dir"):
+        Config(executor="dask", node_token="t")
+    with pytest.raises(ValueError, match="only on loopback"):
+        Config(executor="dask", node_token="t", insecure=True)  # binds 0.0.0.0
+    with pytest.raises(ValueError, match="only on loopback"):
+        Config(executor="dask", node_token="t", insecure=True, scheduler="tcp://10.1.2.3:8786")
+    Config(executor="dask", node_token="t", insecure=True, scheduler_host="127.0.0.1")
+    Config(executor="dask", node_token="t", tls_dir=Path("certs"))
+
+
+def test_serve_without_dask_imports_no_dask(tmp_path: Path) -> None:
+    code = (
+        "import sys; from transcriber.web.server import create_app;"
+        "from transcriber.config import Config; create_app(Config());"
+        "from transcriber.cli import parse; parse(['serve']);"
+        "assert 'distributed' not in sys.modules and 'dask' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)

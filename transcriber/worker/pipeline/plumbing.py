@@ -8,6 +8,7 @@ interrupt signal too, like a call that never gives control back.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ class Context:
         if self.hang is not None and self.hang.split(":")[0] == stage:
             _hang(self.hang.endswith(":stuck"))
         for step in range(1, STEPS + 1):
-            time.sleep(self.stage_seconds / STEPS)
+            _wait(self.stage_seconds / STEPS)
             progress(step * 100 / STEPS, f"Plumbing step {step}/{STEPS}")
         if previous is None:
             previous = _transcript(duration)
@@ -62,6 +63,17 @@ class Context:
                 turn = {"start": seg["start"], "end": seg["end"], "speaker": seg["speaker"]}
                 data["turns"].append(turn)
         return data
+
+
+def _wait(seconds: float) -> None:
+    # TRANSCRIBER_PLUMBING_BUSY makes each step use a core, for benchmarks of CPU-bound work
+    # spread over machines (bench/bench_dask.py); otherwise a step only waits.
+    if not os.environ.get("TRANSCRIBER_PLUMBING_BUSY"):
+        time.sleep(seconds)
+        return
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
 
 
 def _hang(stuck: bool) -> None:

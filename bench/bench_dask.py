@@ -1,0 +1,193 @@
+"""The dask executor, measured side by side (docs/benchmarks.md, "Dask executor").
+
+1. Throughput: 8 jobs of a CPU-bound plumbing pipeline (TRANSCRIBER_PLUMBING_BUSY: each step
+   uses a core) on 1 node of 1 slot, then on 2 nodes of 1 slot, alternating, ROUNDS times.
+   The nodes are LocalCluster worker processes with the node plugin, as in the tests.
+2. Progress latency, same run: a timestamped message from a job process to the coordinator's
+   event loop, through the local executor's path (a spawned pool worker's multiprocessing
+   queue, its reader thread) and through Dask's (worker.log_event on a node, the scheduler,
+   the coordinator client's subscribe_topic handler). What follows both (Tasks.update, the
+   hub, the WebSocket) is the same code either way.
+
+Usage: .venv/bin/python bench/bench_dask.py [--jobs 8] [--stage-seconds 0.5] [--rounds 2]
+Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ["TRANSCRIBER_PLUMBING_BUSY"] = "1"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import dask
+from aiohttp.test_utils import TestClient, TestServer
+from distributed import Client, LocalCluster, get_worker
+
+from tests.conftest import plumbing_config, tone_wav
+from tests.daskcluster import DASK_CONFIG, TOKEN, use_settings
+from transcriber.jobs import local
+from transcriber.node.plugin import node_info
+from transcriber.node.wire import NODE_INFO, RESOURCE
+from transcriber.web.keys import RUNNER
+from transcriber.web.server import create_app
+from transcriber.worker import process as worker
+
+PROBES = 200
+PROBE_GAP = 0.01
+
+
+async def cluster_of(nodes: int) -> LocalCluster:
+    with dask.config.set(DASK_CONFIG):
+        return await LocalCluster(
+            n_workers=nodes,
+            threads_per_worker=2,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            worker_dashboard_address="127.0.0.1:0",
+            asynchronous=True,
+            resources={RESOURCE: 1},
+            startup_information={NODE_INFO: functools.partial(node_info, TOKEN, "shared")},
+        )
+
+
+async def run_jobs(
+    folder: Path, cluster: LocalCluster, nodes: int, jobs: int, stage: float
+) -> float:
+    await use_settings(cluster, folder)
+    config = plumbing_config(
+        folder,
+        executor="dask",
+        scheduler=cluster.scheduler_address,
+        insecure=True,
+        node_token=TOKEN,
+        max_jobs=4,
+        plumbing_stage_seconds=stage,
+    )
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(config)))
+    await client.start_server()
+    executor: Any = client.app[RUNNER].executor
+    while len(executor.nodes.admitted()) < nodes:
+        await asyncio.sleep(0.05)
+    wav = tone_wav(2.0)
+    start = time.monotonic()
+    ids = []
+    for _ in range(jobs):
+        resp = await client.post(
+            "/api/tasks",
+            params={"filename": "t.wav"},
+            data=wav,
+            headers={"Content-Type": "audio/wav"},
+        )
+        ids.append((await resp.json())["id"])
+    while True:
+        tasks = [await (await client.get(f"/api/tasks/{i}")).json() for i in ids]
+        if all(t["stage"] in ("complete", "failed", "cancelled") for t in tasks):
+            break
+        await asyncio.sleep(0.1)
+    elapsed = time.monotonic() - start
+    assert all(t["stage"] == "complete" for t in tasks), [t["error"] for t in tasks]
+    await client.close()
+    return elapsed
+
+
+def _dask_probe(count: int, gap: float) -> int:
+    w = get_worker()
+    for i in range(count):
+        w.log_event("bench-probe", [time.time(), i])
+        time.sleep(gap)
+    return count
+
+
+def _local_probe(count: int, gap: float) -> int:
+    for i in range(count):
+        worker.send(("probe", time.time(), i))
+        time.sleep(gap)
+    return count
+
+
+async def dask_latency(cluster: LocalCluster) -> list[float]:
+    got: list[float] = []
+    async with Client(cluster, asynchronous=True) as client:
+        client.subscribe_topic("bench-probe", lambda event: got.append(time.time() - event[1][0]))
+        await asyncio.sleep(0.5)
+        await client.submit(_dask_probe, PROBES, PROBE_GAP, resources={RESOURCE: 1}, pure=False)
+        while len(got) < PROBES:
+            await asyncio.sleep(0.05)
+    return got
+
+
+async def local_latency() -> list[float]:
+    loop = asyncio.get_running_loop()
+    slot = local._Slot(multiprocessing.get_context("spawn"), 1, loop)
+    got: list[float] = []
+    try:
+        await loop.run_in_executor(slot.pool, _local_probe, 1, 0.0)  # warm: the spawn
+        await slot.messages.get()
+        task = loop.run_in_executor(slot.pool, _local_probe, PROBES, PROBE_GAP)
+        while len(got) < PROBES:
+            message = await slot.messages.get()
+            got.append(time.time() - message[1])
+        await task
+    finally:
+        await slot.close()
+    return got
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "p50_ms": round(1000 * statistics.median(ordered), 2),
+        "p99_ms": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 2),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    times: dict[int, list[float]] = {1: [], 2: []}
+    latency: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.rounds):
+            for nodes in (1, 2):
+                cluster = await cluster_of(nodes)
+                try:
+                    folder = Path(tmp) / f"r{round_}n{nodes}"
+                    times[nodes].append(
+                        await run_jobs(folder, cluster, nodes, args.jobs, args.stage_seconds)
+                    )
+                    if nodes == 2 and round_ == 0:
+                        latency["dask"] = summary(await dask_latency(cluster))
+                finally:
+                    await cluster.close()
+        latency["local"] = summary(await local_latency())
+    one, two = statistics.median(times[1]), statistics.median(times[2])
+    return {
+        "jobs": args.jobs,
+        "cpu_seconds_per_job": 3 * args.stage_seconds,
+        "cores": len(os.sched_getaffinity(0)),
+        "one_node_s": [round(t, 2) for t in times[1]],
+        "two_nodes_s": [round(t, 2) for t in times[2]],
+        "ratio": round(two / one, 3),
+        "progress_latency": latency,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--stage-seconds", type=float, default=0.5)
+    parser.add_argument("--rounds", type=int, default=2)
+    print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))
