@@ -81,6 +81,8 @@ async def reach(
             task: dict[str, Any] = await stage_of(client, task_id)
             if task["stage"] == stage:
                 return task
+            if task["stage"] in ("complete", "failed", "cancelled"):
+                raise AssertionError(f"ended {task['stage']}, not {stage}: {task['error']}")
             await asyncio.sleep(0.05)
 
     return await asyncio.wait_for(poll(), timeout)

@@ -18,7 +18,7 @@ import queue
 import shutil
 import time
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import distributed
 from transcriber.node import child, fetch
 from transcriber.node.wire import PLUGIN_NAME, PROGRESS_TOPIC, stop_event
 from transcriber.worker import process as worker
+from transcriber.worker.assets import default_models_dir
 from transcriber.worker.process import Job
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class NodeSettings:
 
     slots: int = 1
     device: str = "auto"
-    models_dir: Path = Path(".")
+    models_dir: Path = field(default_factory=default_models_dir)
     hf_token: str | None = None
     audio: str = "shared"  # "shared": the coordinator's paths; "http": fetched over HTTP
     coordinator_url: str | None = None
