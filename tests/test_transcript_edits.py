@@ -6,6 +6,7 @@ five segments and, with num_speakers=2, alternates SPEAKER_00 and SPEAKER_01.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sqlite3
 from typing import Any
@@ -14,7 +15,7 @@ from docx import Document
 
 from tests.conftest import assert_error, tone_wav, upload, wait_for_stage
 from transcriber.jobs.edits import retime
-from transcriber.web.keys import CONFIG
+from transcriber.web.keys import CONFIG, TRANSCRIPTS
 
 WAV = tone_wav(10.0)
 
@@ -248,3 +249,23 @@ async def test_markdown_and_docx_from_the_latest_revision(client: Any) -> None:
     assert len(paragraphs) == 2 + 5
     old = await client.get(f"/api/tasks/{tid}/transcript", params={"format": "md", "revision": "0"})
     assert "Dana" not in await old.text()
+
+
+async def test_concurrent_edits_are_serialized(client: Any) -> None:
+    tid = (await complete_task(client, num_speakers="2"))["id"]
+    await transcript(client, tid)  # revision 0 saved
+
+    async def edit(i: int, if_match: str | None) -> int:
+        headers = {"If-Match": if_match} if if_match else {}
+        resp = await client.patch(
+            f"/api/tasks/{tid}/segments/{i}", json={"text": f"Edit {i}."}, headers=headers
+        )
+        return int(resp.status)
+
+    assert await asyncio.gather(*(edit(i, None) for i in range(5))) == [200] * 5
+    assert [r for r, _ in revisions(client, tid)] == [0, 1, 2, 3, 4, 5]
+    body = await transcript(client, tid)
+    assert [s["text"] for s in body["segments"]] == [f"Edit {i}." for i in range(5)]
+    statuses = await asyncio.gather(*(edit(i, f'"{tid}-5"') for i in range(4)))
+    assert sorted(statuses) == [200, 412, 412, 412]
+    assert client.server.app[TRANSCRIPTS]._locks == {}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from transcriber.jobs.edits import carry_text_edits
@@ -45,10 +46,21 @@ class Transcripts:
     def __init__(self, tasks: Tasks, store: TranscriptStore) -> None:
         self.tasks = tasks
         self.store = store
-        self._locks: dict[str, asyncio.Lock] = {}
+        # One lock per task while anyone holds or awaits it: (lock, holders and waiters).
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
-    def lock(self, task_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(task_id, asyncio.Lock())
+    @asynccontextmanager
+    async def lock(self, task_id: str) -> AsyncIterator[None]:
+        """Serialize the changes of one task's transcript; the lock leaves with its last user."""
+        lock, users = self._locks.setdefault(task_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[task_id]
 
     async def latest(self, task_id: str) -> tuple[Task, Revision]:
         """The task and its latest revision (NOT_READY while there is none)."""
