@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -182,7 +183,11 @@ def rounds(
         load(server.url + paths[name], args.connections, 1.0)
     results: dict[str, list[tuple[float, int, float]]] = {name: [] for name in servers}
     for _ in range(args.rounds):
-        for name, server in servers.items():
+        # A new order each round: the machine's load drifts, and no target should always
+        # run first or last.
+        order = list(servers.items())
+        random.shuffle(order)
+        for name, server in order:
             cpu = CpuMeter(server.pid)
             rps, errors = load(server.url + paths[name], args.connections, args.seconds)
             results[name].append((rps, errors, cpu.read()[2]))

@@ -20,3 +20,5 @@ TRANSCRIPTS = web.AppKey("transcripts", Transcripts)
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
 # The Host names this server answers to without a token (web/security.py), worked out once.
 HOST_NAMES: web.AppKey[frozenset[str]] = web.AppKey("host_names")
+# Host header values seen, allowed or not: the check costs a dict lookup per request.
+HOST_VERDICTS: web.AppKey[dict[str, bool]] = web.AppKey("host_verdicts")

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from transcriber.config import Config
 from transcriber.protocol.errors import ApiError
-from transcriber.web.keys import CONFIG, HOST_NAMES
+from transcriber.web.keys import CONFIG, HOST_NAMES, HOST_VERDICTS
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
@@ -65,7 +65,14 @@ def host_allowed(request: web.Request) -> bool:
     """Without a token, only names of this server: DNS rebinding brings other names here."""
     if request.app[CONFIG].token:
         return True
-    return hostname(request.host or "") in request.app[HOST_NAMES]
+    host = request.host or ""
+    verdicts = request.app[HOST_VERDICTS]
+    verdict = verdicts.get(host)
+    if verdict is None:
+        verdict = hostname(host) in request.app[HOST_NAMES]
+        if len(verdicts) < 256:  # a client sending endless names gets no cache, not a big one
+            verdicts[host] = verdict
+    return verdict
 
 
 def origin_allowed(request: web.Request, origin: str | None) -> bool:

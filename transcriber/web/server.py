@@ -19,6 +19,7 @@ from transcriber.web.auth import auth_middleware
 from transcriber.web.keys import (
     CONFIG,
     HOST_NAMES,
+    HOST_VERDICTS,
     HUB,
     RUNNER,
     SOCKETS,
@@ -66,6 +67,7 @@ def create_app(config: Config) -> web.Application:
     )
     app[CONFIG] = config
     app[HOST_NAMES] = host_names(config)
+    app[HOST_VERDICTS] = {}
     app[HUB] = Hub()
     sockets: set[web.WebSocketResponse] = set()
     app[SOCKETS] = sockets
