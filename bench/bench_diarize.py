@@ -2,8 +2,9 @@
 
 The AMI excerpts come from pyannote.audio's sdist (fetched once, pinned sha256, see
 transcriber.worker.assets.fetch_ami_excerpts), plus pyannote's sample and tests/data/voices.wav.
-Methods: pyannote's pipeline with the old agglomerative settings ("today"), and the bundled
-window + spectral diarizer with each segmentation step. Prints Markdown tables.
+Methods: pyannote's pipeline with its agglomerative settings ("bundled-pyannote", the default
+before round 2), and the bundled window diarizer (windows + spectral clustering + segmentation
+tracks) with each segmentation step. Prints Markdown tables.
 
     .venv/bin/python bench/bench_diarize.py [--device cpu] [--minutes 5]
 """
@@ -35,7 +36,7 @@ from transcriber.config import Config  # noqa: E402
 from transcriber.worker import assets  # noqa: E402
 from transcriber.worker.pipeline import windows  # noqa: E402
 from transcriber.worker.pipeline.audio import load_audio  # noqa: E402
-from transcriber.worker.pipeline.diarize import BUNDLED_WINDOWS, load_diarizer  # noqa: E402
+from transcriber.worker.pipeline.diarize import BUNDLED, load_diarizer  # noqa: E402
 
 Run = Callable[[np.ndarray, dict[str, Any]], Annotation]
 ORDER = ["dev00", "dev01", "tst00", "tst01"] + [f"trn{i:02d}" for i in range(10)]
@@ -89,10 +90,9 @@ def methods(diarizer: Any) -> dict[str, Run]:
         return run
 
     return {
-        "pyannote agglomerative (today)": today,
-        "windows + spectral, step 0.5": windowed(windows.COARSE_STEP),
-        "windows + spectral, step 0.1": windowed(windows.FINE_STEP),
-        "windows + spectral, rule": windowed(None),
+        "bundled-pyannote": today,
+        "bundled, step 0.5": windowed(windows.COARSE_STEP),
+        "bundled, rule (step 0.1 up to 2 min on CPU)": windowed(None),
     }
 
 
@@ -154,7 +154,7 @@ def main() -> None:
     models = Config.from_env().models_dir
     assets.fetch_diarization_models(models)
     files = references(assets.fetch_ami_excerpts(models))
-    diarizer = load_diarizer(BUNDLED_WINDOWS, models, args.device)
+    diarizer = load_diarizer(BUNDLED, models, args.device)
     runs = methods(diarizer)
     print(f"load average {os.getloadavg()[0]:.1f}, device {args.device}\n")
     table(files, runs, args.oracle_count)

@@ -22,6 +22,8 @@ MIN_NEIGHBOURS = 6
 # Centroids of one voice's clusters: cosine 0.6-0.9; of different voices: at most 0.51 (the
 # pyannote sample, two similar men) and at most 0.33 on AMI.
 MERGE_COSINE = 0.6
+# Clusters of a single window are noise (a cough, a second voice): folded into the nearest.
+MIN_WINDOWS = 2
 # Without a user's bound, the eigengap is searched among 1..10 speakers.
 DEFAULT_MAX_SPEAKERS = 10
 
@@ -114,3 +116,45 @@ def cluster_speakers(embeddings: np.ndarray, bounds: SpeakerBounds) -> np.ndarra
     if low == high:  # the user fixed the count: no merging below it
         return _renumber(labels)
     return _merge_similar(unit, labels, low)
+
+
+def _merge_small(unit: np.ndarray, labels: np.ndarray, low: int) -> np.ndarray:
+    """Fold clusters of fewer than MIN_WINDOWS windows into the nearest centroid's cluster."""
+    labels = _renumber(labels)
+    while labels.max() + 1 > low:
+        sizes = np.bincount(labels)
+        small = int(np.argmin(sizes))
+        if sizes[small] >= MIN_WINDOWS:
+            break
+        centroids = _unit(np.stack([unit[labels == k].mean(0) for k in range(len(sizes))]))
+        similarity = centroids @ centroids[small]
+        similarity[small] = -2.0
+        labels = _renumber(np.where(labels == small, int(np.argmax(similarity)), labels))
+    return labels
+
+
+def cluster_windows(
+    embeddings: np.ndarray, overlapped: np.ndarray, bounds: SpeakerBounds
+) -> np.ndarray:
+    """Speaker labels for windows; `overlapped` marks those left out of clustering.
+
+    Windows of two people talking at once are embeddings of neither: they split one voice into
+    extra clusters (AMI dev01: 7 clusters for 2 voices). They are clustered without, then take
+    the nearest centroid. Unless the user fixed the count, one-window clusters are folded in.
+    """
+    count = len(embeddings)
+    keep = ~overlapped
+    if keep.sum() < 3:
+        keep = np.ones(count, dtype=bool)
+    kept = cluster_speakers(embeddings[keep], bounds)
+    unit = _unit(embeddings)
+    low, _ = bounds.limits(count)
+    if bounds.num is None and len(kept):
+        kept = _merge_small(unit[keep], kept, low)
+    if keep.all() or len(kept) == 0:
+        return _renumber(kept)
+    centroids = _unit(np.stack([unit[keep][kept == k].mean(0) for k in range(kept.max() + 1)]))
+    labels = np.empty(count, dtype=int)
+    labels[keep] = kept
+    labels[~keep] = (unit[~keep] @ centroids.T).argmax(axis=1)
+    return _renumber(labels)

@@ -1,10 +1,11 @@
 """Diarization stage: pyannote's SpeakerDiarization, speaker turns, and speakers for words.
 
-"bundled" builds pyannote's pipeline from two local files (see transcriber.worker.assets):
-segmentation-3.0 and our CAM++ embedding model, clustered agglomeratively. "bundled-windows" uses
-the same two files differently: segmentation finds speech and overlaps, CAM++ embeds short
-windows, and those are clustered spectrally (windows.py, cluster.py); it is opt-in until it
-beats "bundled" on pyannote's sample too (docs/benchmarks.md, "Diarization on real speech").
+"bundled" uses two local files (see transcriber.worker.assets), segmentation-3.0 and our CAM++
+embedding model: segmentation finds speech, overlaps and local speaker tracks, CAM++ embeds short
+windows, those are clustered spectrally and the tracks take their labels (windows.py,
+cluster.py, reseg.py; "bundled-windows" is the same). "bundled-pyannote" is pyannote's own
+SpeakerDiarization on the same two files, clustered agglomeratively: the default until the
+window method beat it (docs/benchmarks.md, "Diarization on real speech", "Round 2").
 Anything else is handed to Pipeline.from_pretrained (a hub name with a token, or a local folder).
 """
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED = "bundled"
 BUNDLED_WINDOWS = "bundled-windows"
+BUNDLED_PYANNOTE = "bundled-pyannote"
 SAMPLE_RATE = 16000
 
 # Tuned with CAM++ on pyannote's real two-speaker sample and on tests/data/voices.wav: the
@@ -44,7 +46,7 @@ SAMPLE_RATE = 16000
 # speaker up to 0.65 (one lone outlier aside). pyannote's 0.1 segmentation step costs 5x the
 # embedding work of 0.5 and did not widen that gap. Embeddings use overlapping speech too:
 # excluding it gave a sparser, less stable set of embeddings on short recordings.
-# "bundled-windows" uses only this pipeline's segmentation and sets its step per call.
+# "bundled" uses only this pipeline's segmentation and sets its step per call.
 SEGMENTATION_STEP = 0.5
 BUNDLED_PARAMS: dict[str, Any] = {
     "segmentation": {"min_duration_off": 0.0},
@@ -136,9 +138,9 @@ def load_diarizer(spec: str, models_dir: Path, device: str, token: str | None = 
     # pyannote 4 reports usage to its makers unless told not to; a self-hosted server must not.
     set_telemetry_metrics(False)
     pipeline: Any
-    if spec == BUNDLED:
+    if spec == BUNDLED_PYANNOTE:
         pipeline = _load_bundled(models_dir)
-    elif spec == BUNDLED_WINDOWS:
+    elif spec in (BUNDLED, BUNDLED_WINDOWS):
         segmenter = _load_bundled(models_dir)
         if not isinstance(segmenter.embedding, CAMPPlus):  # _load_bundled always builds one
             raise TypeError("the bundled pipeline lost its CAM++ model")
@@ -181,7 +183,7 @@ def _speaker_options(options: dict[str, Any]) -> dict[str, int]:
 
 
 def annotation_of(output: Any) -> Annotation:
-    """pyannote 4 pipelines return a DiarizeOutput; the bundled-windows one an Annotation."""
+    """pyannote 4 pipelines return a DiarizeOutput; the bundled one an Annotation."""
     if isinstance(output, Annotation):
         return output
     annotation: Annotation = output.speaker_diarization

@@ -4,8 +4,9 @@ pyannote's own pipeline embeds each 10 s chunk's local speakers; on real meeting
 often hands it one local speaker that holds two voices, and even with the true clusters that
 approach scored 41% DER on the AMI excerpts. Here segmentation only says where speech is and how
 many people talk at once; speakers come from 1.5 s windows (hop 0.75 s) clustered spectrally
-(cluster.py), as in 3D-Speaker. Where two people talk at once, the second is the nearest
-window in time with another label: overlaps mostly happen at changes of turn.
+(cluster.py), as in 3D-Speaker, leaving out windows of overlapped speech. segmentation-3.0's
+local speaker tracks then carry those labels to its frames (reseg.py): boundaries and overlaps
+come from the model, not from window centres.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from pyannote.audio.pipelines import SpeakerDiarization
 from pyannote.core import Annotation, SlidingWindowFeature
 
 from transcriber.worker.pipeline.campplus import CAMPPlus
-from transcriber.worker.pipeline.cluster import SpeakerBounds, cluster_speakers
+from transcriber.worker.pipeline.cluster import SpeakerBounds, cluster_windows
+from transcriber.worker.pipeline.reseg import (
+    MAX_OVERLAP_SHARE,
+    overlap_share,
+    relabel_tracks,
+    smooth_labels,
+)
 
 SAMPLE_RATE = 16000
 WINDOW = 1.5
@@ -134,7 +141,10 @@ class WindowDiarizer:
         self.device = device
         return self
 
-    def _speech(self, file: dict[str, Any], hook: Hook) -> SlidingWindowFeature:
+    def _speech(
+        self, file: dict[str, Any], hook: Hook
+    ) -> tuple[SlidingWindowFeature, SlidingWindowFeature]:
+        """segmentation-3.0's (chunks, frames, 3) local tracks and the speaker count per frame."""
         seconds = file["waveform"].shape[-1] / SAMPLE_RATE
         inference = self.segmenter._segmentation
         inference.step = segmentation_step(self.device, seconds) * inference.duration
@@ -144,7 +154,7 @@ class WindowDiarizer:
         count: SlidingWindowFeature = self.segmenter.speaker_count(
             segmentations, frames, warm_up=(0.0, 0.0)
         )
-        return count
+        return segmentations, count
 
     def __call__(
         self,
@@ -156,18 +166,20 @@ class WindowDiarizer:
     ) -> Annotation:
         report: Hook = hook or (lambda *args, **kwargs: None)
         seconds = file["waveform"].shape[-1] / SAMPLE_RATE
-        count = self._speech(file, report)
+        segmentations, count = self._speech(file, report)
         spans = windows(speech_regions(count, seconds))
         annotation = Annotation(uri=file.get("uri"))
         if len(spans) == 0:
             return annotation
-        audio = file["waveform"][0]
-        embeddings = embed_windows(self.embedding, audio, spans, report)
+        embeddings = embed_windows(self.embedding, file["waveform"][0], spans, report)
         report("embeddings", embeddings)
-        labels = cluster_speakers(
-            embeddings, SpeakerBounds(num_speakers, min_speakers, max_speakers)
-        )
-        activity = frame_labels(count, spans, labels)
-        result: Annotation = self.segmenter.to_annotation(activity, 0.0, 0.0)
+        bounds = SpeakerBounds(num_speakers, min_speakers, max_speakers)
+        overlapped = overlap_share(count, spans) > MAX_OVERLAP_SHARE
+        labels = smooth_labels(cluster_windows(embeddings, overlapped, bounds), spans)
+        activity = relabel_tracks(segmentations, count, spans, labels)
+        result = self.segmenter.to_annotation(activity, 0.0, 0.0)
+        low, _ = bounds.limits(len(spans))
+        if len(result.labels()) < low:  # a track vote erased a speaker the user asked for
+            result = self.segmenter.to_annotation(frame_labels(count, spans, labels), 0.0, 0.0)
         result.uri = file.get("uri")
         return result
