@@ -117,9 +117,8 @@ STAGES = ("transcribing", "aligning", "diarizing")
 
 
 def report(minutes: float, snap: dict[str, Any], peaks: StagePeaks, wall: float) -> None:
-    print(
-        f"\n{minutes:g} min: {snap['stage']} in {wall:.0f} s; decoded audio {mib(minutes * BYTES_PER_MINUTE)}"
-    )
+    audio = mib(minutes * BYTES_PER_MINUTE)
+    print(f"\n{minutes:g} min: {snap['stage']} in {wall:.0f} s; decoded audio {audio}")
     print(f"  {'stage':<14}{'server peak':>12}{'worker peak':>13}")
     for stage in STAGES:
         if stage in peaks.worker:
