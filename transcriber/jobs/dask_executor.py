@@ -23,13 +23,10 @@ import distributed
 from transcriber.config import Config
 from transcriber.jobs.dask_nodes import Nodes
 from transcriber.jobs.executor import (
-    Alive,
-    Event,
     EventSink,
     NodeLost,
-    Progress,
-    StageDone,
     WorkerLost,
+    decode_event,
 )
 from transcriber.node.agent import run_on_node
 from transcriber.node.tls import security
@@ -234,7 +231,7 @@ class DaskExecutor:
         elif kind == "finished" and placed is not None:
             placed.finished.set()
         else:
-            event = _decode(kind, task_id, attempt, message[3:])
+            event = decode_event(kind, task_id, attempt, message[3:])
             if event is not None and self._sink is not None:
                 await self._sink(event)
 
@@ -242,18 +239,6 @@ class DaskExecutor:
 async def _outcome(future: Any) -> dict[str, Any]:
     outcome: dict[str, Any] = await future
     return outcome
-
-
-def _decode(kind: str, task_id: str, attempt: int, rest: list[Any]) -> Event | None:
-    if kind == "progress":
-        stage, pct, detail = rest
-        return Progress(task_id, attempt, stage, int(pct), str(detail))
-    if kind == "stage_done":
-        stage, seconds, language = rest
-        return StageDone(task_id, attempt, stage, float(seconds), language)
-    if kind == "alive":
-        return Alive(task_id, attempt)
-    return None
 
 
 def _result(outcome: dict[str, Any]) -> JobResult:

@@ -9,9 +9,9 @@ implements the same methods. docs/architecture.md describes the contract.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from transcriber.worker.process import Job, JobResult
 
@@ -49,6 +49,20 @@ class Alive:
 
 Event = Progress | StageDone | Alive
 EventSink = Callable[[Event], Awaitable[None]]
+
+
+def decode_event(kind: str, task_id: str, attempt: int, rest: Sequence[Any]) -> Event | None:
+    """A worker's progress message (the tuples worker/process.py sends) as an Event; None for
+    a kind this version does not know."""
+    if kind == "progress":
+        stage, pct, detail = rest
+        return Progress(task_id, attempt, stage, int(pct), str(detail))
+    if kind == "stage_done":
+        stage, seconds, language = rest
+        return StageDone(task_id, attempt, stage, float(seconds), language)
+    if kind == "alive":
+        return Alive(task_id, attempt)
+    return None
 
 
 class WorkerLost(Exception):
@@ -107,4 +121,5 @@ __all__ = [
     "Progress",
     "StageDone",
     "WorkerLost",
+    "decode_event",
 ]

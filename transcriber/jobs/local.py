@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from typing import Any
 
-from transcriber.jobs.executor import Alive, Event, EventSink, Progress, StageDone, WorkerLost
+from transcriber.jobs.executor import EventSink, WorkerLost, decode_event
 from transcriber.worker import process as worker
 from transcriber.worker.process import Job, JobResult
 
@@ -162,22 +162,11 @@ class LocalExecutor:
             if event is not None:
                 event.set()
             return
-        decoded = _decode(kind, task_id, attempt, message[3:])
-        if decoded is not None and self._sink is not None:
+        decoded = decode_event(kind, task_id, attempt, message[3:])
+        if decoded is None:
+            log.warning("unknown progress message kind %r", kind)
+        elif self._sink is not None:
             await self._sink(decoded)
-
-
-def _decode(kind: str, task_id: str, attempt: int, rest: tuple[Any, ...]) -> Event | None:
-    if kind == "progress":
-        stage, pct, detail = rest
-        return Progress(task_id, attempt, stage, int(pct), str(detail))
-    if kind == "stage_done":
-        stage, seconds, language = rest
-        return StageDone(task_id, attempt, stage, float(seconds), language)
-    if kind == "alive":
-        return Alive(task_id, attempt)
-    log.warning("unknown progress message kind %r", kind)
-    return None
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
