@@ -41,10 +41,16 @@ export class Api {
     return `${scheme}//${window.location.host}${path}`;
   }
 
-  async request(method, path, { json, signal } = {}) {
-    const init = { method, headers: {}, signal, cache: "no-store", credentials: "same-origin" };
+  async request(method, path, { json, signal, headers = {} } = {}) {
+    const init = {
+      method,
+      headers: { ...headers },
+      signal,
+      cache: "no-store",
+      credentials: "same-origin",
+    };
     if (json !== undefined) {
-      init.headers = { "Content-Type": "application/json" };
+      init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(json);
     }
     let response;

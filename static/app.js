@@ -7,6 +7,7 @@ import { Api } from "./api.js";
 import { Connection } from "./connection.js";
 import { errorBlock, h } from "./dom.js";
 import { ResultView } from "./result.js";
+import { SearchBox } from "./search.js";
 import { readSettings } from "./settings.js";
 import { TERMINAL } from "./stages.js";
 import { TaskList } from "./tasks.js";
@@ -133,6 +134,18 @@ const upload = new UploadForm({
   api,
   tasks,
   onCreated: (id) => select(id),
+});
+
+new SearchBox({
+  form: $("search-form"),
+  input: $("search"),
+  results: $("search-results"),
+  api,
+  onOpen: async (id, start) => {
+    if (!tasks.snapshot(id)) tasks.apply(await api.get(`/api/tasks/${id}`));
+    result.seek(id, start);
+    select(id);
+  },
 });
 
 $("reconnect").addEventListener("click", () => connection.reconnectNow("manual"));

@@ -3,7 +3,9 @@
 // being heard is highlighted.
 
 import { clock, h, speakerColour, stageName } from "./dom.js";
+import { Editor } from "./edits.js";
 import { STAGE, TERMINAL } from "./stages.js";
+import { speakerLabel, timeline } from "./timeline.js";
 
 const FORMATS = [
   ["json", "JSON"],
@@ -11,31 +13,9 @@ const FORMATS = [
   ["srt", "SRT"],
   ["vtt", "VTT"],
   ["tsv", "TSV"],
+  ["md", "Markdown"],
+  ["docx", "DOCX"],
 ];
-// Segments of one speaker closer than this are drawn as one block.
-const MERGE_GAP_S = 1.0;
-
-export function speakerLabel(raw) {
-  if (!raw) return "Speech";
-  const match = /^SPEAKER_(\d+)$/.exec(raw);
-  return match ? `Speaker ${Number(match[1]) + 1}` : raw;
-}
-
-// Consecutive segments of the same speaker, merged into turns for the timeline.
-export function turns(segments) {
-  const out = [];
-  for (const seg of segments) {
-    const speaker = seg.speaker || null;
-    const last = out[out.length - 1];
-    if (last && last.speaker === speaker && seg.start - last.end < MERGE_GAP_S) {
-      last.end = Math.max(last.end, seg.end);
-    } else {
-      out.push({ speaker, start: seg.start, end: seg.end });
-    }
-  }
-  return out;
-}
-
 export class ResultView {
   constructor(root, api) {
     this.root = root;
@@ -48,6 +28,10 @@ export class ResultView {
     this.audio = null;
     this.playhead = null;
     this.duration = 0;
+    this.data = null; // the json on screen (its revision is what an edit applies to)
+    this.snap = null;
+    this.seekTo = null; // a time to play from once the transcript is on screen
+    this.editor = new Editor(this, api);
     this.blank();
   }
 
@@ -66,8 +50,10 @@ export class ResultView {
       this.id = snap.id;
       this.loaded = null;
     }
+    this.snap = snap;
     if (snap.stage === STAGE.COMPLETE) {
-      const key = `${snap.id}:${snap.attempt}`;
+      // An edit anywhere publishes "Revision N saved": fetch the transcript again.
+      const key = `${snap.id}:${snap.attempt}:${snap.detail}`;
       if (this.loaded !== key) {
         this.loaded = key;
         this.load(snap);
@@ -79,6 +65,24 @@ export class ResultView {
       h("h2", { id: "result-title" }, snap.filename),
       h("p", { class: "placeholder" }, this.waiting(snap)),
     );
+  }
+
+  // Open at a time (a search hit): now if this task is on screen, else once it is.
+  seek(id, seconds) {
+    if (this.id === id && this.audio && this.data) this.play(seconds);
+    else this.seekTo = seconds;
+  }
+
+  reload() {
+    this.loaded = null;
+    if (this.snap) this.show(this.snap);
+  }
+
+  // A saved edit's answer: the new revision, shown where the player was.
+  update(data) {
+    const at = this.audio ? this.audio.currentTime : 0;
+    this.render(this.snap, data);
+    if (at) this.audio.currentTime = at;
   }
 
   waiting(snap) {
@@ -111,6 +115,7 @@ export class ResultView {
   }
 
   render(snap, data) {
+    this.data = data;
     this.segments = data.segments || [];
     this.duration = data.duration || snap.duration || this.segments.at(-1)?.end || 0;
     this.current = -1;
@@ -128,9 +133,30 @@ export class ResultView {
       h("p", { class: "meta" }, this.summary(snap, data, speakers)),
       this.downloads(snap),
       h("div", { class: "player" }, this.audio, this.timeline(speakers)),
+      this.editor.status,
       h("h3", { class: "visually-hidden" }, "Transcript"),
       this.transcript(speakers),
+      this.editor.rediarizeForm(),
     );
+    if (this.seekTo !== null) {
+      this.play(this.seekTo);
+      this.seekTo = null;
+    }
+  }
+
+  // A speaker's name as a button that renames it.
+  nameButton(speaker, className) {
+    const shown = speakerLabel(speaker);
+    const button = h(
+      "button",
+      { type: "button", class: className, "aria-label": `Rename ${shown}`, title: "Rename" },
+      shown,
+    );
+    button.addEventListener("click", (event) => {
+      event.stopPropagation();
+      this.editor.rename(speaker, shown);
+    });
+    return button;
   }
 
   summary(snap, data, speakers) {
@@ -160,95 +186,8 @@ export class ResultView {
     );
   }
 
-  // -- timeline --------------------------------------------------------------------------------
-
   timeline(speakers) {
-    const duration = this.duration || 1;
-    const pct = (t) => `${Math.min(100, Math.max(0, (t / duration) * 100))}%`;
-    const labels = [];
-    const tracks = [];
-    const blocks = [];
-    speakers.forEach((speaker, index) => {
-      const colour = speakerColour(index);
-      labels.push(
-        h(
-          "div",
-          { class: "lane-label" },
-          h("span", { class: "swatch", style: `background:${colour}` }),
-          speakerLabel(speaker),
-        ),
-      );
-      const track = h("div", { class: "track" });
-      for (const turn of turns(this.segments).filter((t) => t.speaker === speaker)) {
-        const block = h("button", {
-          type: "button",
-          class: "block",
-          tabindex: -1,
-          style: [
-            `left:${pct(turn.start)}`,
-            `width:max(3px, ${pct(turn.end - turn.start)})`,
-            `background:${colour}`,
-          ].join(";"),
-          "aria-label": `${speakerLabel(speaker)}, ${clock(turn.start)} to ${clock(turn.end)}`,
-          title: `${speakerLabel(speaker)} ${clock(turn.start)}–${clock(turn.end)}`,
-        });
-        block.addEventListener("click", (event) => {
-          event.stopPropagation();
-          this.play(turn.start);
-        });
-        block.dataset.start = turn.start;
-        blocks.push(block);
-        track.append(block);
-      }
-      tracks.push(track);
-    });
-    blocks.sort((a, b) => a.dataset.start - b.dataset.start);
-    if (blocks.length) blocks[0].tabIndex = 0;
-    this.playhead = h("div", { class: "playhead", "aria-hidden": "true" });
-    const area = h(
-      "div",
-      { class: "tracks" },
-      tracks,
-      this.playhead,
-      h(
-        "div",
-        { class: "axis", "aria-hidden": "true" },
-        h("span", {}, "0:00"),
-        h("span", {}, clock(this.duration)),
-      ),
-    );
-    // Clicking empty track space seeks there too.
-    area.addEventListener("click", (event) => {
-      const box = area.getBoundingClientRect();
-      this.play(((event.clientX - box.left) / box.width) * duration);
-    });
-    const group = h(
-      "div",
-      { class: "timeline", role: "group", "aria-label": "Speaker timeline" },
-      h("div", { class: "lane-labels" }, labels),
-      area,
-    );
-    group.addEventListener("keydown", (event) => this.rove(event, blocks));
-    return group;
-  }
-
-  // One tab stop for the whole timeline; arrow keys move between blocks in time order.
-  rove(event, blocks) {
-    const index = blocks.indexOf(document.activeElement);
-    if (index < 0) return;
-    const next = {
-      ArrowRight: index + 1,
-      ArrowDown: index + 1,
-      ArrowLeft: index - 1,
-      ArrowUp: index - 1,
-      Home: 0,
-      End: blocks.length - 1,
-    }[event.key];
-    if (next === undefined || next < 0 || next >= blocks.length) return;
-    event.preventDefault();
-    blocks[index].tabIndex = -1;
-    blocks[next].tabIndex = 0;
-    blocks[next].focus();
+    return timeline(this, speakers);
   }
 
   // -- transcript ------------------------------------------------------------------------------
@@ -268,14 +207,25 @@ export class ResultView {
           clock(seg.start),
         ),
         seg.speaker
-          ? h("span", { class: changed ? "speaker" : "speaker repeat" }, speakerLabel(seg.speaker))
+          ? this.nameButton(seg.speaker, changed ? "speaker" : "speaker repeat")
           : h("span", { class: "speaker repeat" }),
         h("p", { class: "text" }, (seg.text || "").trim()),
+        this.correctButton(seg, index),
       );
       line.addEventListener("click", () => this.play(seg.start, index));
       return line;
     });
     return h("ol", { class: "transcript", "aria-label": "Transcript" }, this.lines);
+  }
+
+  correctButton(seg, index) {
+    const label = `Correct the line at ${clock(seg.start)}`;
+    const button = h("button", { type: "button", class: "edit", "aria-label": label }, "Edit");
+    button.addEventListener("click", (event) => {
+      event.stopPropagation();
+      this.editor.correct(index);
+    });
+    return button;
   }
 
   play(seconds, index = null) {

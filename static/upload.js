@@ -56,6 +56,10 @@ export class UploadForm {
     const elements = this.form.elements;
     const options = { diarize: this.diarize.checked };
     if (elements.language.value) options.language = elements.language.value;
+    for (const name of ["hotwords", "initial_prompt"]) {
+      const value = elements[name].value.trim();
+      if (value) options[name] = value;
+    }
     if (this.diarize.checked) {
       for (const field of this.speakerFields) {
         if (field.value !== "") options[field.name] = Number(field.value);

@@ -291,8 +291,9 @@ def test_upload_to_complete(page: Page, start_server: StartServer, wav_file: Pat
     expect(lines.nth(0)).to_contain_text("Plumbing segment 1.")
     expect(lines.nth(4)).to_contain_text("0:08")
     timeline = result.get_by_role("group", name="Speaker timeline")
-    expect(timeline.get_by_role("button")).to_have_count(1)
+    expect(timeline.locator(".block")).to_have_count(1)
     expect(timeline.get_by_role("button", name="Speaker 1, 0:00 to 0:10")).to_be_visible()
+    expect(timeline.get_by_role("button", name="Rename Speaker 1")).to_be_visible()
 
     audio = result.locator("audio")
     src = audio.get_attribute("src")

@@ -55,13 +55,16 @@ class Context:
                     }
                 ]
         if stage == "diarizing":
-            data["turns"] = []
+            data["turns"] = [{"start": 0.0, "end": duration, "speaker": "SPEAKER_00"}]
+            if self.speakers > 1:
+                data["turns"] = []
             for index, seg in enumerate(data["segments"]):
                 seg["speaker"] = f"SPEAKER_{index % self.speakers:02d}"
                 for word in seg["words"]:
                     word["speaker"] = seg["speaker"]
-                turn = {"start": seg["start"], "end": seg["end"], "speaker": seg["speaker"]}
-                data["turns"].append(turn)
+                if self.speakers > 1:
+                    turn = {"start": seg["start"], "end": seg["end"], "speaker": seg["speaker"]}
+                    data["turns"].append(turn)
         return data
 
 
