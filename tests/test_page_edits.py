@@ -107,7 +107,8 @@ def test_rename_correct_search_rediarize(
     expect(hit.locator("mark")).to_have_text("Zyxcorp")
     hit.click()
     expect(lines.nth(2)).to_have_attribute("aria-current", "true")
-    assert page.evaluate("document.querySelector('audio').currentTime") == pytest.approx(4.0, abs=0.5)
+    played_from = page.evaluate("document.querySelector('audio').currentTime")
+    assert played_from == pytest.approx(4.0, abs=0.5)
 
     expect(page.locator(".rediarize")).to_contain_text("speaker names and moved lines are reset")
     page.get_by_label("Number of speakers (empty: detect)").fill("1")
