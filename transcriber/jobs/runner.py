@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from transcriber.config import Config
@@ -45,6 +46,9 @@ class Runner:
         self._running: dict[str, Running] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._claimed = 0
+        # Called with each task that completes (the transcript index); its failure is logged,
+        # never the task's.
+        self.on_complete: Callable[[Task], Awaitable[None]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -285,7 +289,7 @@ class Runner:
         task = self.tasks.current(task_id)
         if task is None or task.attempt != attempt or task.stage.terminal:
             return
-        await self.tasks.update(
+        done = await self.tasks.update(
             task_id,
             stage=Stage.COMPLETE,
             progress=100,
@@ -295,6 +299,11 @@ class Runner:
             timings=task.timings | result.timings,
             language=result.language,
         )
+        if self.on_complete is not None:
+            try:
+                await self.on_complete(done)
+            except Exception:
+                log.exception("task %s completed, but its transcript was not indexed", task_id)
 
     async def _fail(
         self,

@@ -85,6 +85,11 @@ class Transcripts:
             )
         return task, found
 
+    async def index(self, task: Task) -> None:
+        """Save a run's output as a revision the moment it completes: searchable at once."""
+        async with self.lock(task.id):
+            await self.imported(task)
+
     async def sync(self) -> None:
         """Make every completed run's output a revision (before a search)."""
         for task_id in await self.store.unimported():

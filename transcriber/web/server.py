@@ -47,6 +47,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = Runner(app[CONFIG], app[TASKS], make_executor(app[CONFIG]))
+    runner.on_complete = app[TRANSCRIPTS].index
     app[RUNNER] = runner
     await runner.start()
     yield
