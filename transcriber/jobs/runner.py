@@ -17,6 +17,7 @@ from contextlib import suppress
 from transcriber.config import Config
 from transcriber.jobs.events import apply_event
 from transcriber.jobs.executor import Event, Executor, Limited, NodeLost, WorkerLost
+from transcriber.jobs.jobspec import build_job
 from transcriber.jobs.local import LocalExecutor
 from transcriber.jobs.queue import JobQueue, ordinal_in_queue
 from transcriber.jobs.recovery import recover, resume_or_fail
@@ -198,7 +199,7 @@ class Runner:
         stages = [s for s in pipeline_stages(task.options) if s.value not in task.done_stages]
         first = stages[0] if stages else Stage.DIARIZING
         attempt = task.attempt + 1
-        running.job = self._job(task, attempt)
+        running.job = build_job(self.config, self.tasks, task, attempt)
         await self.tasks.update(
             task_id,
             attempt=attempt,
@@ -262,28 +263,6 @@ class Runner:
             if why is None:
                 log.warning("task %s did not stop within the grace period", running.task_id)
             await self.executor.kill(running.job)
-
-    def _job(self, task: Task, attempt: int) -> Job:
-        c = self.config
-        return Job(
-            task_id=task.id,
-            attempt=attempt,
-            audio_path=self.tasks.audio_path(task),
-            work_dir=self.tasks.work_dir(task.id),
-            stages=tuple(s.value for s in pipeline_stages(task.options)),
-            options=task.options,
-            pipeline=c.pipeline,
-            model=task.options.get("model") or c.model,
-            device=c.device,
-            models_dir=c.models_dir,
-            aligner=c.aligner,
-            align_model=c.align_model,
-            diarization=c.diarization,
-            hf_token=c.hf_token,
-            hotwords=c.default_hotwords,
-            plumbing_stage_seconds=c.plumbing_stage_seconds,
-            plumbing_hang=c.plumbing_hang,
-        )
 
     async def _complete(self, task_id: str, attempt: int, result: JobResult) -> None:
         task = self.tasks.current(task_id)
