@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import FormData
 
 from .conftest import ClientFactory, assert_error, tone_wav, upload, wait_for_stage
 
@@ -36,6 +37,11 @@ async def test_queue_full_answers_429_with_retry_after(
     assert error["detail"] == "2 tasks are waiting; the limit is 2"
     resp = await client.post("/api/tasks", json={"filename": "later.wav"})
     await assert_error(resp, 429, "QUEUE_FULL")
+    form = FormData()
+    form.add_field("file", io.BytesIO(wav_bytes), filename="openai.wav")
+    resp = await client.post("/v1/audio/transcriptions", data=form)
+    assert resp.status == 429
+    assert (await resp.json())["error"]["code"] == "queue_full"  # OpenAI's error shape
     listing = await (await client.get("/api/tasks")).json()
     assert sorted(t["filename"] for t in listing["tasks"]) == [
         "first.wav",

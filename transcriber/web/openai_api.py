@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from transcriber.jobs.admission import admit
 from transcriber.jobs.ingest import drain_form, form_until_file, ingest, part_chunks
 from transcriber.jobs.options import parse_options
 from transcriber.jobs.results import final_output
@@ -66,6 +67,8 @@ async def transcriptions(request: web.Request) -> web.StreamResponse:
 async def _transcribe(request: web.Request) -> web.StreamResponse:
     if request.content_type != "multipart/form-data":
         raise ApiError("BAD_REQUEST", "Send multipart/form-data with a 'file' field.")
+    # The same admission as POST /api/tasks: a full queue or a full disk answers before a byte.
+    admit(request.app[CONFIG], request.app[RUNNER].queue_length)
     reader = await request.multipart()
     fields, part = await form_until_file(reader)
     task = await _ingest_file(request, part, fields)
