@@ -1,5 +1,6 @@
 """Memory through the full pipeline for long files: peak RSS of the server and of the worker,
-per stage, for 10, 30 and 60 minutes of speech (tiny.en, CPU by default).
+per stage, for 10, 30 and 60 minutes of speech (tiny.en, CPU by default), and the longest
+wait between two progress updates in each stage.
 
 The server runs as its own process with one worker; RSS of the server and of its worker
 process(es) is sampled every 0.2 s and attributed to the stage the task's snapshot shows.
@@ -36,6 +37,7 @@ class StagePeaks:
         self.stage = "idle"
         self.server: dict[str, int] = {}
         self.worker: dict[str, int] = {}
+        self.gap: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -68,10 +70,16 @@ def run_one(server: Server, audio: Path, peaks: StagePeaks) -> dict[str, Any]:
     with urllib.request.urlopen(request, timeout=120) as resp:
         task_id = json.load(resp)["id"]
     since = 0
+    last = time.monotonic()
     while True:
         url = f"{server.url}/api/tasks/{task_id}?wait=20&since={since}"
         with urllib.request.urlopen(url, timeout=60) as resp:
             snap: dict[str, Any] = json.load(resp)
+        now = time.monotonic()
+        if snap["stage"] == peaks.stage:
+            # Longest wait for a new snapshot within a stage: what a person watching sees.
+            peaks.gap[snap["stage"]] = max(peaks.gap.get(snap["stage"], 0.0), now - last)
+        last = now
         peaks.stage = snap["stage"]
         since = snap["seq"]
         if snap["stage"] in ("complete", "failed", "cancelled"):
@@ -119,10 +127,12 @@ STAGES = ("transcribing", "aligning", "diarizing")
 def report(minutes: float, snap: dict[str, Any], peaks: StagePeaks, wall: float) -> None:
     audio = mib(minutes * BYTES_PER_MINUTE)
     print(f"\n{minutes:g} min: {snap['stage']} in {wall:.0f} s; decoded audio {audio}")
-    print(f"  {'stage':<14}{'server peak':>12}{'worker peak':>13}")
+    print(f"  {'stage':<14}{'server peak':>12}{'worker peak':>13}{'longest gap':>13}")
     for stage in STAGES:
         if stage in peaks.worker:
-            print(f"  {stage:<14}{mib(peaks.server[stage]):>12}{mib(peaks.worker[stage]):>13}")
+            gap = f"{peaks.gap.get(stage, 0.0):.1f} s"
+            row = f"{mib(peaks.server[stage]):>12}{mib(peaks.worker[stage]):>13}{gap:>13}"
+            print(f"  {stage:<14}{row}")
 
 
 def growth(rows: list[tuple[float, StagePeaks]]) -> None:
