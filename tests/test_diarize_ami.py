@@ -7,6 +7,7 @@ real speech") plus a margin; they guard against regressions, they are not the is
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +58,17 @@ def ami() -> Path:
 
 
 @pytest.fixture(scope="module")
-def diarizer() -> Any:
+def diarizer() -> Iterator[Any]:
     from transcriber.worker.pipeline.diarize import BUNDLED, load_diarizer
 
     models = Config.from_env().models_dir
     assets.fetch_diarization_models(models)
-    return load_diarizer(BUNDLED, models, "cpu")
+    # One thread: on a shared 2-core machine two torch threads spin against other jobs and a
+    # 30 s excerpt took 20 s instead of 3 s. Restored for the tests after these.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_diarizer(BUNDLED, models, "cpu")
+    torch.set_num_threads(threads)
 
 
 def run(diarizer: Any, ami: Path, uri: str, **bounds: int) -> Annotation:
