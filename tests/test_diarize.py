@@ -302,9 +302,10 @@ def test_assign_speakers_without_turns_leaves_none() -> None:
 
 
 def test_to_rttm() -> None:
-    from transcriber.worker.pipeline.diarize import to_rttm
+    from transcriber.worker.pipeline.formats import to_rttm
 
-    assert to_rttm(TURNS, "my meeting") == (
+    turns = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in TURNS]
+    assert to_rttm(turns, "my meeting") == (
         "SPEAKER my_meeting 1 0.000 2.000 <NA> <NA> SPEAKER_00 <NA> <NA>\n"
         "SPEAKER my_meeting 1 2.500 2.500 <NA> <NA> SPEAKER_01 <NA> <NA>\n"
         "SPEAKER my_meeting 1 4.800 1.200 <NA> <NA> SPEAKER_00 <NA> <NA>\n"

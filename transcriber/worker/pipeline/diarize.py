@@ -257,12 +257,3 @@ def assign_speakers(transcript: Transcript, turns: list[Turn]) -> Transcript:
             word.speaker = _speaker_at(word.start, word.end, turns)
         segment.speaker = _majority(segment.words) or _speaker_at(segment.start, segment.end, turns)
     return transcript
-
-
-def to_rttm(turns: list[Turn], uri: str) -> str:
-    """NIST RTTM, one SPEAKER line per turn; spaces in the uri would break the format."""
-    name = "_".join(uri.split()) or "audio"
-    return "".join(
-        f"SPEAKER {name} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
-        for t in turns
-    )

@@ -107,9 +107,11 @@ def render(fmt: str, data: dict[str, Any], timings: dict[str, float]) -> str:
 
 
 def to_rttm(turns: list[dict[str, Any]], uri: str) -> str:
-    """One line per turn; a speaker name's spaces become "_" (RTTM fields are space-separated)."""
+    """NIST RTTM, one SPEAKER line per turn. Its fields are space-separated: spaces in the uri
+    or a speaker's name become "_"."""
+    name = "_".join(uri.split()) or "audio"
     return "".join(
-        f"SPEAKER {uri} 1 {t['start']:.3f} {t['end'] - t['start']:.3f} <NA> <NA> "
+        f"SPEAKER {name} 1 {t['start']:.3f} {t['end'] - t['start']:.3f} <NA> <NA> "
         f"{'_'.join(t['speaker'].split())} <NA> <NA>\n"
         for t in turns
     )
