@@ -84,6 +84,23 @@ def test_failure_has_openai_shape_and_no_retry(server: ServerProcess) -> None:
     assert body["message"] == "This file is not audio or video that the server can read."
 
 
+def test_unknown_or_repeated_fields_are_refused(server: ServerProcess) -> None:
+    api = client(server)
+    audio = ("a.wav", tone_wav(0.5), "audio/wav")
+    with pytest.raises(openai.BadRequestError) as unknown:
+        api.audio.transcriptions.create(model="whisper-1", file=audio, extra_body={"colour": "red"})
+    assert unknown.value.body["message"] == "Unknown form field 'colour'."  # type: ignore[index]
+    # OpenAI's own fields, lists included, still go through (the official client sends them).
+    text = api.audio.transcriptions.create(
+        model="whisper-1",
+        file=audio,
+        response_format="text",
+        temperature=0.0,
+        timestamp_granularities=["segment"],
+    )
+    assert "plumbing" in str(text).lower()
+
+
 def test_retry_after_timeout_joins_the_same_task(server: ServerProcess, tmp_path: Path) -> None:
     audio = tone_wav(seconds=6.0, freq=523.0)
     before = len(tasks(server))

@@ -71,9 +71,26 @@ async def _transcribe(request: web.Request) -> web.StreamResponse:
     admit(request.app[CONFIG], request.app[RUNNER].queue_length)
     reader = await request.multipart()
     fields, part = await form_until_file(reader)
+    _check_fields(fields)
     task = await _ingest_file(request, part, fields)
     await drain_form(reader)
     return await _answer(request, task, fields)
+
+
+# The form fields of OpenAI's transcription request; the lists ("[]") may repeat. Other
+# fields are refused, so a misspelt option is not silently ignored.
+OPENAI_FIELDS = frozenset(
+    {"model", "language", "prompt", "response_format", "temperature", "stream"}
+    | {"chunking_strategy", "timestamp_granularities", "timestamp_granularities[]", "include[]"}
+)
+
+
+def _check_fields(fields: dict[str, list[str]]) -> None:
+    for name, values in fields.items():
+        if name not in OPENAI_FIELDS:
+            raise ApiError("BAD_REQUEST", f"Unknown form field {name!r}.")
+        if len(values) > 1 and not name.endswith("[]"):
+            raise ApiError("BAD_REQUEST", f"The form field {name!r} appears more than once.")
 
 
 def _first(fields: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
