@@ -189,3 +189,32 @@ def test_relabel_tracks_votes_pure_tracks_and_keeps_mixed_ones() -> None:
         SlidingWindowFeature(seg, chunks), count, spans, np.array([0, 0, 1, 1] + [1] * 4)
     )
     assert mixed.data[:9, 0].all() and mixed.data[11:40, 1].all()
+
+
+def test_an_hour_of_windows_clusters_in_bounded_time_and_memory() -> None:
+    """4,800 windows (an hour at the 0.75 s hop): a sample is clustered, the rest follow it."""
+    import tracemalloc
+
+    from transcriber.worker.pipeline.cluster import MAX_CLUSTERED, SpeakerBounds, cluster_windows
+    from transcriber.worker.pipeline.reseg import nearest_window
+
+    rng = np.random.default_rng(0)
+    voices = rng.normal(size=(3, 192))
+    truth = rng.integers(0, 3, 4800)
+    embeddings = voices[truth] + 0.3 * rng.normal(size=(4800, 192))
+    tracemalloc.start()
+    labels = cluster_windows(
+        embeddings, np.zeros(4800, dtype=bool), SpeakerBounds(None, None, None)
+    )
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # The same partition as the truth, up to the numbering.
+    pairs = set(zip(truth.tolist(), labels.tolist(), strict=True))
+    assert len(pairs) == 3 and len(set(labels.tolist())) == 3
+    # Less than one 4,800 x 4,800 float64 matrix (184 MB), where clustering every window needs
+    # several (affinity, Laplacian, eigenvectors): the graph holds MAX_CLUSTERED rows.
+    assert peak < 8 * 4800**2
+    assert MAX_CLUSTERED < 4800
+    centres = np.arange(4800) * 0.75 + 0.75
+    times = np.array([0.0, 0.74, 0.76, 1.6, 3600.0, 9999.0])
+    assert nearest_window(times, centres).tolist() == [0, 0, 0, 1, 4799, 4799]

@@ -26,6 +26,11 @@ MERGE_COSINE = 0.6
 MIN_WINDOWS = 2
 # Without a user's bound, the eigengap is searched among 1..10 speakers.
 DEFAULT_MAX_SPEAKERS = 10
+# Windows in the spectral graph at most (about 19 minutes of speech at the 0.75 s hop): its
+# eigendecomposition grows with the cube of their number, its matrix with the square (an hour
+# would need 4,800 x 4,800). Past this an evenly spread sample is clustered and every other
+# window joins the nearest centroid.
+MAX_CLUSTERED = 1500
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,10 @@ def cluster_windows(
     keep = ~overlapped
     if keep.sum() < 3:
         keep = np.ones(count, dtype=bool)
+    if keep.sum() > MAX_CLUSTERED:
+        chosen = np.flatnonzero(keep)
+        keep = np.zeros(count, dtype=bool)
+        keep[chosen[np.linspace(0, len(chosen) - 1, MAX_CLUSTERED).astype(int)]] = True
     kept = cluster_speakers(embeddings[keep], bounds)
     unit = _unit(embeddings)
     low, _ = bounds.limits(count)

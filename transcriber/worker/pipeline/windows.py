@@ -23,6 +23,7 @@ from transcriber.worker.pipeline.campplus import CAMPPlus
 from transcriber.worker.pipeline.cluster import SpeakerBounds, cluster_windows
 from transcriber.worker.pipeline.reseg import (
     MAX_OVERLAP_SHARE,
+    nearest_window,
     overlap_share,
     relabel_tracks,
     smooth_labels,
@@ -115,7 +116,7 @@ def frame_labels(count: SlidingWindowFeature, spans: np.ndarray, labels: np.ndar
     activity = np.zeros((len(count.data), speakers), dtype=np.int8)
     times = frames.start + frames.duration / 2 + frames.step * np.arange(len(count.data))
     centres = spans.mean(axis=1)
-    nearest = np.abs(times[:, None] - centres[None, :]).argmin(axis=1)
+    nearest = nearest_window(times, centres)
     talkers = count.data[:, 0]
     speech = np.flatnonzero(talkers > 0)
     activity[speech, labels[nearest[speech]]] = 1
