@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -181,3 +182,40 @@ def test_clock() -> None:
         "12:00",
         "1:02:03",
     ]
+
+
+def test_long_audio_is_cut_in_its_quietest_seconds() -> None:
+    from transcriber.worker.pipeline.transcribe import pieces
+
+    rate = 16000
+    loud = np.random.default_rng(0).normal(0, 0.3, 50 * 60 * rate).astype(np.float32)
+    silences = [580, 1190, 1800, 2410]  # seconds: each within a minute of the next 10-min mark
+    for quiet in silences:
+        loud[quiet * rate : (quiet + 2) * rate] = 0.0
+    cuts = pieces(loud, 600.0)
+    assert cuts[0][0] == 0 and cuts[-1][1] == len(loud)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(cuts))
+    # Each cut lies inside the silence near its mark; the last piece takes the remaining 9:50.
+    assert len(cuts) == 5
+    for (first, _), quiet in zip(cuts[1:], silences, strict=True):
+        assert quiet * rate < first < (quiet + 2) * rate
+
+
+@pytest.mark.slow
+def test_pieces_give_the_same_transcript(
+    tiny: WhisperModel, speech: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut into pieces of about 8 s (as an hour is cut into pieces of 10 minutes): the text,
+    the times and the numbering read as one transcript."""
+    from transcriber.worker.pipeline import transcribe as module
+
+    monkeypatch.setattr(module, "PIECE_SECONDS", 8.0)
+    calls: Calls = []
+    result = transcribe(tiny, speech, {"language": None}, lambda p, d: calls.append((p, d)), "t")
+    text = " ".join(s.text for s in result.segments)
+    assert wer(text, " ".join(w.word for w in truth())) <= 0.3
+    assert "lazy dog" in text and "tomorrow morning" in text and "harbor" in text
+    assert [s.id for s in result.segments] == list(range(len(result.segments)))
+    starts = [s.start for s in result.segments]
+    assert starts == sorted(starts) and result.segments[-1].end > 16.0
+    assert calls[-1][0] == 100

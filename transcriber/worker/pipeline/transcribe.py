@@ -7,7 +7,7 @@ apart from WhisperModel.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,13 @@ SAMPLE_RATE = 16000
 # Batches of 30 s windows only pay off where the accelerator has room to run them in parallel;
 # on the CPU the plain path gives better text at a similar speed (bench/bench_align.py).
 GPU_BATCH_SIZE = 16
+# faster-whisper computes the log-mel features of the whole input at once: about 60 MB of
+# intermediates per minute of audio (an hour peaked at 3.8 GB, bench/bench_longfile.py; six
+# hours would need over 20). Longer audio is transcribed in pieces of about this length, cut at
+# the quietest second near each boundary; each piece is prompted with the text before it.
+PIECE_SECONDS = 600.0
+_CUT_SEARCH_SECONDS = 60.0
+_PROMPT_CHARS = 200
 
 
 def transcribe(
@@ -36,16 +43,53 @@ def transcribe(
     """
     duration = len(audio) / SAMPLE_RATE
     kwargs = _decode_options(model, options)
+    segments: list[Segment] = []
+    language = None
+    for first, last in pieces(audio, PIECE_SECONDS):
+        found, info = _decode(model, audio[first:last], kwargs)
+        if language is None:
+            language = info.language
+            log.info("Language %s (p=%.2f)", info.language, info.language_probability)
+            progress(0, f"Language: {info.language}")
+            # One language for the whole file, as Whisper decides it on the first 30 s.
+            kwargs["language"] = info.language
+        offset = first / SAMPLE_RATE
+        segments += _collect(found, offset, duration, len(segments), progress)
+        text = " ".join(seg.text for seg in segments)
+        kwargs["initial_prompt"] = text[-_PROMPT_CHARS:] or kwargs["initial_prompt"]
+    progress(100, f"{len(segments)} segments")
+    return Transcript(language or "en", duration, model_name, segments)
+
+
+def _decode(model: WhisperModel, audio: np.ndarray, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    found: tuple[Any, Any]
     if model.model.device == "cuda":
         pipeline = BatchedInferencePipeline(model)
-        found, info = pipeline.transcribe(audio, batch_size=GPU_BATCH_SIZE, **kwargs)
+        found = pipeline.transcribe(audio, batch_size=GPU_BATCH_SIZE, **kwargs)
     else:
-        found, info = model.transcribe(audio, **kwargs)
-    log.info("Language %s (p=%.2f)", info.language, info.language_probability)
-    progress(0, f"Language: {info.language}")
-    segments = list(_collect(found, duration, progress))
-    progress(100, f"{len(segments)} segments")
-    return Transcript(info.language, duration, model_name, segments)
+        found = model.transcribe(audio, **kwargs)
+    return found
+
+
+def pieces(audio: np.ndarray, length: float) -> list[tuple[int, int]]:
+    """(first, last) sample ranges of about `length` seconds, cut where it is quietest."""
+    size, total = int(length * SAMPLE_RATE), len(audio)
+    reach = min(int(_CUT_SEARCH_SECONDS * SAMPLE_RATE), size // 2)
+    cuts = [0]
+    while total - cuts[-1] > size * 1.5:
+        cuts.append(_quietest(audio, cuts[-1] + size, reach))
+    return list(zip(cuts, [*cuts[1:], total], strict=True))
+
+
+def _quietest(audio: np.ndarray, near: int, reach: int) -> int:
+    """The middle of the quietest second within `reach` samples of sample `near`."""
+    hop = SAMPLE_RATE // 10
+    start = max(0, near - reach)
+    around = audio[start : near + reach]
+    frames = len(around) // hop
+    energy = np.square(around[: frames * hop].reshape(frames, hop)).mean(axis=1)
+    second = np.convolve(energy, np.ones(10), mode="valid")  # 1 s of 100 ms frames
+    return start + (int(np.argmin(second)) + 5) * hop
 
 
 def _decode_options(model: WhisperModel, options: dict[str, Any]) -> dict[str, Any]:
@@ -75,21 +119,28 @@ def _decode_options(model: WhisperModel, options: dict[str, Any]) -> dict[str, A
     }
 
 
-def _collect(found: Iterable[Any], duration: float, progress: ProgressFn) -> Iterator[Segment]:
+def _collect(
+    found: Iterable[Any], offset: float, duration: float, first: int, progress: ProgressFn
+) -> list[Segment]:
+    """The piece's segments, timed from the start of the file and numbered from `first`."""
     generator = iter(found)
+    out: list[Segment] = []
     try:
-        reached = 0.0
-        for index, seg in enumerate(generator):
-            end = min(float(seg.end), duration)
+        reached = offset
+        for seg in generator:
+            end = min(float(seg.end) + offset, duration)
             reached = max(reached, end)
-            yield Segment(index, round(float(seg.start), 3), round(end, 3), seg.text.strip())
+            start = round(float(seg.start) + offset, 3)
+            out.append(Segment(first + len(out), start, round(end, 3), seg.text.strip()))
             percent = 100 * reached / duration if duration > 0 else 100.0
-            progress(percent, f"Segment {index + 1} - {clock(reached)} of {clock(duration)}")
+            index = first + len(out)
+            progress(percent, f"Segment {index} - {clock(reached)} of {clock(duration)}")
     finally:
         # A cancel leaves the decoder mid-file: close it so its state is freed now.
         close = getattr(generator, "close", None)
         if close is not None:
             close()
+    return out
 
 
 def clock(seconds: float) -> str:
