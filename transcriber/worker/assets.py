@@ -189,8 +189,11 @@ def default_models_dir() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    # --ami: also the AMI meeting excerpts the real-speech diarization tests and bench use.
+    ami = "--ami" in args
+    args = [a for a in args if a != "--ami"]
     if len(args) > 1 or any(a.startswith("-") for a in args):
-        print("usage: python -m transcriber.worker.assets [models_dir]", file=sys.stderr)
+        print("usage: python -m transcriber.worker.assets [--ami] [models_dir]", file=sys.stderr)
         return 2
     if args:
         models_dir = Path(args[0])
@@ -199,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         path = fetch_diarization_models(models_dir.expanduser())
+        if ami:
+            print(fetch_ami_excerpts(models_dir.expanduser()))
     except AssetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
