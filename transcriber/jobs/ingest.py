@@ -11,7 +11,7 @@ from aiohttp import BodyPartReader, MultipartReader
 from transcriber.config import Config
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.upload import CHUNK, receive
-from transcriber.protocol.errors import CODES, ApiError
+from transcriber.protocol.errors import ApiError
 from transcriber.store.task import Task
 from transcriber.worker.pipeline.audio import inspect
 from transcriber.worker.pipeline.types import PipelineError
@@ -60,12 +60,12 @@ async def ingest(
     try:
         found = await asyncio.to_thread(inspect, path)
     except PipelineError as exc:
-        await tasks.fail(task.id, exc.code, exc.message or CODES[exc.code][1], exc.detail)
+        await tasks.fail(task.id, exc.code, exc.message, exc.detail)
         raise ApiError(exc.code, exc.message or None, exc.detail, task_id=task.id) from exc
     duration = found.duration
     if duration > config.max_audio_seconds:
         detail = f"{duration:.0f} s; the limit is {config.max_audio_seconds:.0f} s"
-        await tasks.fail(task.id, "AUDIO_TOO_LONG", CODES["AUDIO_TOO_LONG"][1], detail)
+        await tasks.fail(task.id, "AUDIO_TOO_LONG", "", detail)
         raise ApiError("AUDIO_TOO_LONG", detail=detail, task_id=task.id)
     return await tasks.update(
         task.id,

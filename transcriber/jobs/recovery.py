@@ -6,7 +6,6 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from transcriber.jobs.tasks import Tasks
-from transcriber.protocol.errors import CODES
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
 
@@ -52,4 +51,4 @@ async def resume_or_fail(
 
 
 async def _fail(tasks: Tasks, task: Task, code: str, detail: str) -> None:
-    await tasks.fail(task.id, code, CODES[code][1], detail)
+    await tasks.fail(task.id, code, "", detail)

@@ -24,7 +24,6 @@ from transcriber.jobs.recovery import recover, resume_or_fail
 from transcriber.jobs.supervise import Running, Stop, job_limit
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.upload import expire_uploads
-from transcriber.protocol.errors import CODES
 from transcriber.protocol.stages import Stage, pipeline_stages, stage_weights
 from transcriber.store.task import Task
 from transcriber.worker.pipeline.types import Cancelled, PipelineError
@@ -122,18 +121,7 @@ class Runner:
         if self.queue.remove(task_id):
             await self._positions_moved()
         self._ask_stop(task_id, Stop.CANCEL, "cancelled by request")
-        message = CODES["CANCELLED"][1]
-        await self.tasks.update(
-            task_id,
-            stage=Stage.CANCELLED,
-            detail=message,
-            error={
-                "code": "CANCELLED",
-                "message": message,
-                "detail": "cancelled by request",
-                "stage": task.stage.value,
-            },
-        )
+        await self.tasks.fail(task_id, "CANCELLED", "", "cancelled by request", Stage.CANCELLED)
 
     async def delete(self, task_id: str) -> None:
         """Cancel, wait until the job has stopped (at most the grace period), then remove the
@@ -297,7 +285,7 @@ class Runner:
             return
         if attempt is not None and task.attempt != attempt:
             return
-        await self.tasks.fail(task_id, code, message or CODES[code][1], detail)
+        await self.tasks.fail(task_id, code, message, detail)
 
     # -- progress from the executor ---------------------------------------------------------
 

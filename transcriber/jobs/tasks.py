@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from transcriber.jobs.hub import Hub
-from transcriber.protocol.errors import ApiError, reference, scrub
+from transcriber.protocol.errors import CODES, ApiError, reference, scrub
 from transcriber.protocol.stages import Stage
 from transcriber.store.db import DiskFull, Store
 from transcriber.store.task import Task, task_json
@@ -168,9 +168,13 @@ class Tasks:
             if task_id in self._unsaved:
                 return  # still full
 
-    async def fail(self, task_id: str, code: str, message: str, detail: str) -> Task:
-        """Fail the task with an error a client may read: no server paths, and for INTERNAL
-        only a reference to the log line that holds the exception (and its traceback)."""
+    async def fail(
+        self, task_id: str, code: str, message: str, detail: str, ending: Stage = Stage.FAILED
+    ) -> Task:
+        """End the task (failed, or cancelled) with an error a client may read: the code's own
+        message unless one is given, no server paths, and for INTERNAL only a reference to the
+        log line that holds the exception (and its traceback)."""
+        message = message or CODES[code][1]
         current = await self.get(task_id)
         stage = current.stage.value if current else None
         if code == "INTERNAL":
@@ -180,7 +184,7 @@ class Tasks:
         message, detail = scrub(message), scrub(detail)
         return await self.update(
             task_id,
-            stage=Stage.FAILED,
+            stage=ending,
             detail=message,
             error={"code": code, "message": message, "detail": detail, "stage": stage},
         )

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import aiohttp
 
 from transcriber.jobs.tasks import Tasks
-from transcriber.protocol.errors import CODES, ApiError
+from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ async def _abandon(
     path.unlink(missing_ok=True)
     current = tasks.current(task_id)
     if current is not None and current.stage == Stage.UPLOADING:
-        await tasks.fail(task_id, code, message or CODES[code][1], detail)
+        await tasks.fail(task_id, code, message or "", detail)
 
 
 async def expire_uploads(tasks: Tasks, timeout: float) -> None:
