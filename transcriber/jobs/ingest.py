@@ -21,6 +21,7 @@ async def form_until_file(reader: MultipartReader) -> tuple[dict[str, list[str]]
     """The one multipart loop: the text fields sent before the `file` part, and that part.
 
     The file is streamed, never held: options must come before it (curl -F keeps the order).
+    A field sent twice is refused, unless its name marks a list ("name[]").
     """
     fields: dict[str, list[str]] = {}
     while (part := await reader.next()) is not None:
@@ -28,6 +29,9 @@ async def form_until_file(reader: MultipartReader) -> tuple[dict[str, list[str]]
             raise ApiError("BAD_REQUEST", "Unexpected part in the form.")
         if part.name == "file":
             return fields, part
+        if part.name in fields and not part.name.endswith("[]"):
+            # Only a list field ("name[]") may come twice: a repeat is a client's mistake.
+            raise ApiError("BAD_REQUEST", f"The form field {part.name!r} appears more than once.")
         value = (await part.read(decode=True)).decode("utf-8", "replace")
         fields.setdefault(part.name, []).append(value)
     raise ApiError("BAD_REQUEST", "The form has no 'file' field.")

@@ -103,9 +103,6 @@ async def _create_raw(request: web.Request) -> web.Response:
 async def _create_multipart(request: web.Request) -> web.Response:
     reader = await request.multipart()
     fields, part = await form_until_file(reader)
-    repeated = sorted(name for name, values in fields.items() if len(values) > 1)
-    if repeated:
-        raise ApiError("BAD_REQUEST", f"The form field {repeated[0]!r} appears more than once.")
     options = parse_options(
         {name: values[0] for name, values in fields.items()}, request.app[CONFIG].client_models
     )
