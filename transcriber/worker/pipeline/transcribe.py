@@ -55,10 +55,21 @@ def transcribe(
             kwargs["language"] = info.language
         offset = first / SAMPLE_RATE
         segments += _collect(found, offset, duration, len(segments), progress)
-        text = " ".join(seg.text for seg in segments)
-        kwargs["initial_prompt"] = text[-_PROMPT_CHARS:] or kwargs["initial_prompt"]
+        kwargs["initial_prompt"] = _tail(segments, _PROMPT_CHARS) or kwargs["initial_prompt"]
     progress(100, f"{len(segments)} segments")
     return Transcript(language or "en", duration, model_name, segments)
+
+
+def _tail(segments: list[Segment], chars: int) -> str:
+    """The last `chars` characters of the text so far, joining only the segments they need."""
+    parts: list[str] = []
+    size = 0
+    for segment in reversed(segments):
+        parts.append(segment.text)
+        size += len(segment.text) + 1
+        if size > chars:
+            break
+    return " ".join(reversed(parts))[-chars:]
 
 
 def _decode(model: WhisperModel, audio: np.ndarray, kwargs: dict[str, Any]) -> tuple[Any, Any]:
