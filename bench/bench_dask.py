@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import multiprocessing
 import os
@@ -33,15 +32,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import dask
 from aiohttp.test_utils import TestClient, TestServer
 from distributed import Client, LocalCluster, get_worker
 
 from tests.conftest import plumbing_config, tone_wav
-from tests.daskcluster import DASK_CONFIG, TOKEN, use_settings
+from tests.daskcluster import TOKEN, node_cluster
 from transcriber.jobs import local
-from transcriber.node.plugin import node_info
-from transcriber.node.wire import NODE_INFO, RESOURCE
+from transcriber.node.wire import RESOURCE
 from transcriber.web.keys import RUNNER
 from transcriber.web.server import create_app
 from transcriber.worker import process as worker
@@ -50,25 +47,9 @@ PROBES = 200
 PROBE_GAP = 0.01
 
 
-async def cluster_of(nodes: int) -> LocalCluster:
-    with dask.config.set(DASK_CONFIG):
-        return await LocalCluster(
-            n_workers=nodes,
-            threads_per_worker=2,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            worker_dashboard_address="127.0.0.1:0",
-            asynchronous=True,
-            resources={RESOURCE: 1},
-            startup_information={NODE_INFO: functools.partial(node_info, TOKEN, "shared")},
-        )
-
-
 async def run_jobs(
     folder: Path, cluster: LocalCluster, nodes: int, jobs: int, stage: float
 ) -> float:
-    await use_settings(cluster, folder)
     config = plumbing_config(
         folder,
         executor="dask",
@@ -162,16 +143,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for nodes in (1, 2):
-                cluster = await cluster_of(nodes)
-                try:
-                    folder = Path(tmp) / f"r{round_}n{nodes}"
+                folder = Path(tmp) / f"r{round_}n{nodes}"
+                # The tests' cluster: worker processes with GPU=1 and the node plugin.
+                async with node_cluster(folder, workers=nodes) as cluster:
                     times[nodes].append(
                         await run_jobs(folder, cluster, nodes, args.jobs, args.stage_seconds)
                     )
                     if nodes == 2 and round_ == 0:
                         latency["dask"] = summary(await dask_latency(cluster))
-                finally:
-                    await cluster.close()
         latency["local"] = summary(await local_latency())
     one, two = statistics.median(times[1]), statistics.median(times[2])
     return {
