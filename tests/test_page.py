@@ -19,25 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from transcriber.protocol.stages import Stage, javascript
 
+from .browser import collect_errors, launch
 from .conftest import tone_wav
 from .serverproc import ROOT, ServerProcess, Switch, running_proxy
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("TRANSCRIBER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1; otherwise they go to a
 # temporary folder, so a test run leaves the checkout as it was.
 SHOTS = (
@@ -69,14 +60,7 @@ StartServer = Callable[..., ServerProcess]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    # A missing browser is a failure, never a skip: these tests are the page's only check.
-    assert Path(CHROMIUM).exists(), (
-        f"Chromium is required for the page tests; {CHROMIUM} is missing"
-    )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    yield from launch()
 
 
 @pytest.fixture
@@ -86,12 +70,7 @@ def page(browser: Browser) -> Iterator[Page]:
     page.add_init_script(SEEN)
     page.set_default_timeout(15_000)
     errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # The page runs under the server's Content-Security-Policy: a violation is a failure.
-    page.on(
-        "console",
-        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
-    )
+    collect_errors(page, errors)
     yield page
     context.close()
     assert not errors, f"uncaught errors or CSP violations in the page: {errors}"

@@ -5,31 +5,24 @@ diarization, see another tab's edit live, and be offered a reload on a stale edi
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect
 
+from .browser import collect_errors, launch
 from .conftest import tone_wav
 from .serverproc import ServerProcess
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("TRANSCRIBER_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"Chromium is required for the page tests: {CHROMIUM}"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
+    yield from launch()
 
 
 @pytest.fixture
@@ -43,11 +36,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 def open_page(browser: Browser, url: str, errors: list[str]) -> Page:
     page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
     page.set_default_timeout(15_000)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "console",
-        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
-    )
+    collect_errors(page, errors)
     page.goto(url)
     return page
 
