@@ -10,8 +10,9 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from faster_whisper import decode_audio
 
-from transcriber.worker.pipeline.audio import SAMPLE_RATE, load_audio, probe
+from transcriber.worker.pipeline.audio import SAMPLE_RATE, _Buffer, load_audio, probe
 
 from .conftest import assert_error, upload, wait_for_stage
 from .media import SOURCE, make_bad, make_valid, wav_header
@@ -87,6 +88,8 @@ async def test_valid_oddity_is_accepted_and_decodes(
     assert audio.dtype == np.float32 and audio.ndim == 1
     assert len(audio) / SAMPLE_RATE == pytest.approx(4.0, abs=0.1)
     assert float(np.abs(audio).max()) > 0.05  # real speech, not silence
+    # The same samples as faster-whisper's own decoder, which keeps two copies at its peak.
+    assert np.array_equal(audio, decode_audio(str(path)))
     resp = await upload(client, path.read_bytes(), filename=name)
     assert resp.status == 201, await resp.text()
     snap = await resp.json()
@@ -121,3 +124,28 @@ async def test_audio_too_long_is_refused_from_the_container(client: Any) -> None
     assert "the limit is 600 s" in error["detail"]
     snap = await (await client.get(f"/api/tasks/{error['task_id']}")).json()
     assert (snap["stage"], snap["error"]["code"]) == ("failed", "AUDIO_TOO_LONG")
+
+
+def test_long_audio_reports_while_it_is_read(tmp_path: Path) -> None:
+    """Reading reports the seconds read and the container's length, once a minute of audio."""
+    speech = SOURCE.read_bytes()[44:]
+    pcm = speech * (150 * 32000 // len(speech) + 1)
+    path = tmp_path / "long.wav"
+    path.write_bytes(wav_header(150 * 32000) + pcm[: 150 * 32000])
+    seen: list[tuple[float, float]] = []
+    audio = load_audio(path, lambda done, total: seen.append((done, total)))
+    assert len(audio) == 150 * SAMPLE_RATE
+    assert [round(done) // 60 for done, _ in seen] == [1, 2]
+    assert {total for _, total in seen} == {150.0}
+    assert np.array_equal(audio[: len(speech) // 2], load_audio(SOURCE)[: len(speech) // 2])
+
+
+def test_buffer_grows_past_an_understated_length() -> None:
+    """A container that claims less than it holds: the array grows and keeps every sample."""
+    buffer = _Buffer(10)
+    chunks = [np.arange(n, dtype=np.int16) * 7 for n in (9000, 12000, 30000)]
+    for chunk in chunks:
+        buffer.add(chunk)
+    audio = buffer.audio()
+    assert audio.dtype == np.float32
+    assert np.array_equal(audio, np.concatenate(chunks).astype(np.float32) / 32768.0)

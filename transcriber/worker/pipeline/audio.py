@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,15 +97,84 @@ def _first_frame(container: av.container.InputContainer, stream: av.AudioStream)
     raise StopIteration("no audio frames")
 
 
-def load_audio(path: Path) -> np.ndarray:
-    """The whole file as 16 kHz mono float32, decoded with PyAV as faster-whisper does."""
-    from faster_whisper import decode_audio
+def load_audio(path: Path, progress: Callable[[float, float], None] | None = None) -> np.ndarray:
+    """The whole file as 16 kHz mono float32: one copy of it, however long it is.
 
+    Decodes with PyAV and resamples to 16-bit as faster-whisper's `decode_audio` does (same
+    samples), but writes each resampled frame straight into a float32 array sized from the
+    container's duration, where `decode_audio` collects the int16 bytes and converts them at
+    the end (two to three copies at its peak: bench/bench_longfile.py). `progress` gets the
+    seconds decoded so far and the container's duration, about every `_REPORT_SECONDS` of audio.
+    """
     try:
-        audio = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise PipelineError("DECODE_FAILED", "", "the file has no audio stream")
+            stream = container.streams.audio[0]
+            expected = _duration(container, stream) or 0.0
+            # A header may claim any length: past _MOST_SECONDS the array grows as it fills.
+            buffer = _Buffer(int(min(expected, _MOST_SECONDS) * SAMPLE_RATE * 1.01) + SAMPLE_RATE)
+            resampler = av.audio.resampler.AudioResampler(
+                format="s16", layout="mono", rate=SAMPLE_RATE
+            )
+            reported = 0
+            for frame in _frames(container, stream):
+                for out in resampler.resample(frame):
+                    buffer.add(out.to_ndarray()[0])
+                if progress is not None and buffer.size >= reported + _REPORT_SAMPLES:
+                    reported = buffer.size
+                    progress(buffer.size / SAMPLE_RATE, expected)
+            for out in resampler.resample(None):
+                buffer.add(out.to_ndarray()[0])
     except (av.error.FFmpegError, ValueError) as exc:
         raise PipelineError("DECODE_FAILED", "", _describe(exc)) from exc
-    return np.asarray(audio, dtype=np.float32)
+    if buffer.size == 0:
+        raise PipelineError("DECODE_FAILED", "", "no audio frames")
+    return buffer.audio()
+
+
+_REPORT_SECONDS = 60
+_MOST_SECONDS = 12 * 3600
+_REPORT_SAMPLES = _REPORT_SECONDS * SAMPLE_RATE
+
+
+def _frames(
+    container: av.container.InputContainer, stream: av.AudioStream
+) -> Iterator[av.AudioFrame]:
+    """The stream's frames, skipping the ones FFmpeg cannot decode (as faster-whisper does)."""
+    frames = container.decode(stream)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            continue
+        frame.pts = None  # a resampler checks timestamps; broken ones are not our concern
+        yield frame
+
+
+class _Buffer:
+    """A float32 array filled from int16 chunks; grows (a copy) only past the expected size."""
+
+    def __init__(self, expected: int) -> None:
+        # np.empty touches no page: the memory counts only as the samples arrive.
+        self._data = np.empty(max(expected, SAMPLE_RATE), dtype=np.float32)
+        self.size = 0
+
+    def add(self, chunk: np.ndarray) -> None:
+        end = self.size + len(chunk)
+        if end > len(self._data):
+            # The container understated its length: grow by half again (rare; a copy).
+            grown = np.empty(max(end, len(self._data) * 3 // 2), dtype=np.float32)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        np.divide(chunk, 32768.0, out=self._data[self.size : end], casting="unsafe")
+        self.size = end
+
+    def audio(self) -> np.ndarray:
+        # A view: the unused tail was never touched, so it holds no memory.
+        return self._data[: self.size]
 
 
 def _describe(exc: BaseException) -> str:

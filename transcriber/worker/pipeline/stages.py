@@ -77,10 +77,16 @@ class Context:
         self.hotwords = hotwords
         self._audio: np.ndarray | None = None
 
-    @property
-    def audio(self) -> np.ndarray:
+    def audio(self, progress: ProgressFn) -> np.ndarray:
+        """The decoded audio, read once per job; reading an hour takes a while, so it reports."""
         if self._audio is None:
-            self._audio = load_audio(self.audio_path)
+            from transcriber.worker.pipeline.transcribe import clock
+
+            def reading(done: float, total: float) -> None:
+                progress(-1, f"Reading audio - {clock(done)} of {clock(total)}")
+
+            progress(-1, "Reading audio")
+            self._audio = load_audio(self.audio_path, reading)
         return self._audio
 
     def starting(self, stage: str) -> str:
@@ -106,9 +112,7 @@ class Context:
         from transcriber.worker.pipeline.transcribe import transcribe
 
         model = whisper_model(self.model, self.device, self.models_dir)
-        if self._audio is None:
-            progress(-1, "Reading audio")
-        audio = self.audio
+        audio = self.audio(progress)
         words = [w for w in (self.options.get("hotwords"), self.hotwords) if w]
         options = self.options | {"hotwords": " ".join(words) or None}
         return transcribe(model, audio, options, progress, self.model)
@@ -119,18 +123,18 @@ class Context:
             return transcript
         if self.aligner == "ctc" and self.align_model:
             ctc = ctc_aligner(self.align_model, self.device, self.models_dir)
-            result: Transcript = ctc.align(self.audio, transcript, progress)
+            result: Transcript = ctc.align(self.audio(progress), transcript, progress)
             return result
         from transcriber.worker.pipeline.align import align
 
         model = whisper_model(self.model, self.device, self.models_dir)
-        return align(model, self.audio, transcript, progress)
+        return align(model, self.audio(progress), transcript, progress)
 
     def _diarize(self, transcript: Transcript, progress: ProgressFn) -> dict[str, Any]:
         from transcriber.worker.pipeline.diarize import assign_speakers, diarize
 
         pipeline = diarizer(self.diarization, self.device, self.models_dir, self.hf_token)
-        turns = diarize(pipeline, self.audio, self.options, progress)
+        turns = diarize(pipeline, self.audio(progress), self.options, progress)
         data = assign_speakers(transcript, turns).to_dict()
         data["turns"] = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns]
         return data
