@@ -15,6 +15,7 @@ from transcriber.jobs.local import LocalExecutor
 from transcriber.web.keys import RUNNER
 
 from .conftest import ClientFactory, upload, wait_for_stage
+from .media import SOURCE
 
 
 def worker_pid(client: Any) -> int:
@@ -101,3 +102,36 @@ async def test_job_timeout_limits_a_job_that_keeps_reporting(
     assert failed["error"]["code"] == "JOB_TIMEOUT"
     assert "job timeout is 2 s" in failed["error"]["detail"]
     assert failed["stage_progress"] > 0
+
+
+@pytest.mark.slow
+async def test_cancel_while_the_real_model_loads(make_client: ClientFactory, tmp_path: Any) -> None:
+    """The real pipeline in a real worker, cancelled while it prepares the base model (joined
+    from its packages into an empty models folder, then loaded): the job stops, the worker
+    lives on, and the next task loads the model again and transcribes on it."""
+    client = await make_client(
+        pipeline="real",
+        model="base",
+        device="cpu",
+        models_dir=tmp_path / "models",
+        cancel_grace=300,
+    )
+    speech = SOURCE.read_bytes()
+    first = await post(client, speech, "first.wav")
+    snap = await wait_for_stage(client, first, {"transcribing"}, timeout=60)
+    while snap["detail"] != "Loading model base":
+        assert snap["stage"] == "transcribing" and snap["detail"] == "Starting", snap
+        query = {"wait": 5, "since": snap["seq"]}
+        snap = await (await client.get(f"/api/tasks/{first}", params=query)).json()
+    pid = worker_pid(client)
+    cancelled = await (await client.post(f"/api/tasks/{first}/cancel")).json()
+    assert (cancelled["stage"], cancelled["error"]["stage"]) == ("cancelled", "transcribing")
+    assert (await client.get(f"/api/tasks/{first}/transcript")).status == 409
+    # Without diarization: its models live in the default models folder, not in this new one.
+    resp = await upload(client, speech, "second.wav", diarize="false")
+    second = (await resp.json())["id"]
+    done = await wait_for_stage(client, second, {"complete", "failed", "cancelled"}, timeout=300)
+    assert done["stage"] == "complete", done["error"]
+    assert worker_pid(client) == pid
+    text = await (await client.get(f"/api/tasks/{second}/transcript?format=txt")).text()
+    assert "lazy dog" in text.lower()

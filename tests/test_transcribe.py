@@ -74,11 +74,17 @@ def test_segments_are_ordered_without_words(transcribed: tuple[Transcript, Calls
 @pytest.mark.slow
 def test_progress_follows_segments_to_100(transcribed: tuple[Transcript, Calls]) -> None:
     result, calls = transcribed
-    values = [p for p, _ in calls]
+    # Sub-steps (-1: a note, the percent stays) come before each 30 s window the decoder starts.
+    notes = [d for p, d in calls if p < 0]
+    assert notes and all(
+        re.fullmatch(r"Window \d+(, attempt \d+)? - 0:\d\d of 0:22", d) for d in notes
+    )
+    assert notes[0] == "Window 1 - 0:00 of 0:22"
+    values = [p for p, _ in calls if p >= 0]
     assert values == sorted(values)
     assert values[0] == 0 and values[-1] == 100
     assert values[-2] > 90  # the last segment ends near the end of the audio
-    details = [d for _, d in calls[1:-1]]
+    details = [d for p, d in calls[1:-1] if p >= 0]
     assert len(details) == len(result.segments)
     assert all(re.fullmatch(r"Segment \d+ - 0:\d\d of 0:22", d) for d in details), details
 
@@ -94,7 +100,28 @@ def test_cancel_from_progress_stops_transcription(tiny: WhisperModel, speech: np
 
     with pytest.raises(Cancelled):
         transcribe(tiny, speech, {}, progress, "tiny.en")
-    assert len(seen) == 2  # the language line, then the first segment: no more decoding
+    # The language line, the first window's note, then the first segment: no more decoding.
+    assert seen[:2] == [0, -1] and len(seen) == 3
+
+
+@pytest.mark.slow
+def test_cancel_from_a_window_note_stops_before_decoding(
+    tiny: WhisperModel, speech: np.ndarray
+) -> None:
+    """A cancel seen at a sub-step (before a window is encoded) stops there; the cached model
+    is left as it was, for the next job."""
+    inner = tiny.model
+    notes: list[str] = []
+
+    def progress(percent: float, detail: str) -> None:
+        if percent < 0:
+            notes.append(detail)
+            raise Cancelled("transcribing")
+
+    with pytest.raises(Cancelled):
+        transcribe(tiny, speech, {}, progress, "tiny.en")
+    assert notes == ["Window 1 - 0:00 of 0:22"]
+    assert tiny.model is inner
 
 
 @pytest.mark.slow

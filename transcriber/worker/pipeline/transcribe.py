@@ -6,8 +6,9 @@ apart from WhisperModel.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,10 @@ GPU_BATCH_SIZE = 16
 # faster-whisper computes the log-mel features of the whole input at once: about 60 MB of
 # intermediates per minute of audio (an hour peaked at 3.8 GB, bench/bench_longfile.py; six
 # hours would need over 20). Longer audio is transcribed in pieces of about this length, cut at
-# the quietest second near each boundary; each piece is prompted with the text before it.
-PIECE_SECONDS = 600.0
+# the quietest second near each boundary; each piece is prompted with the text before it. Voice
+# detection and features of a piece are one call each, before its first window: 5 minutes
+# keeps that under 2 s of silence in the progress on a busy 2-core CPU (10 minutes: 3-5 s).
+PIECE_SECONDS = 300.0
 _CUT_SEARCH_SECONDS = 60.0
 _PROMPT_CHARS = 200
 
@@ -39,25 +42,95 @@ def transcribe(
 ) -> Transcript:
     """Segments without word timings (the Aligning stage adds those).
 
-    Progress follows the lazy segment generator: each segment's end over the duration.
+    Progress follows the lazy segment generator (each segment's end over the duration), and
+    between segments each 30 s window the decoder starts and each decoding attempt (Whisper
+    decodes a window again at a higher temperature when the text repeats itself) is a sub-step
+    in the detail line: the watchdog and a watching person see it is alive.
     """
     duration = len(audio) / SAMPLE_RATE
     kwargs = _decode_options(model, options)
     segments: list[Segment] = []
     language = None
-    for first, last in pieces(audio, PIECE_SECONDS):
-        found, info = _decode(model, audio[first:last], kwargs)
-        if language is None:
-            language = info.language
-            log.info("Language %s (p=%.2f)", info.language, info.language_probability)
-            progress(0, f"Language: {info.language}")
-            # One language for the whole file, as Whisper decides it on the first 30 s.
-            kwargs["language"] = info.language
-        offset = first / SAMPLE_RATE
-        segments += _collect(found, offset, duration, len(segments), progress)
-        kwargs["initial_prompt"] = _tail(segments, _PROMPT_CHARS) or kwargs["initial_prompt"]
+    steps = _Steps(duration, progress)
+    with _ticking(model, steps.tick):
+        for first, last in pieces(audio, PIECE_SECONDS):
+            found, info = _decode(model, audio[first:last], kwargs)
+            if language is None:
+                language = info.language
+                log.info("Language %s (p=%.2f)", info.language, info.language_probability)
+                progress(0, f"Language: {info.language}")
+                # One language for the whole file, as Whisper decides it on the first 30 s.
+                kwargs["language"] = info.language
+            segments += _collect(found, first / SAMPLE_RATE, len(segments), steps)
+            kwargs["initial_prompt"] = _tail(segments, _PROMPT_CHARS) or kwargs["initial_prompt"]
     progress(100, f"{len(segments)} segments")
     return Transcript(language or "en", duration, model_name, segments)
+
+
+class _Steps:
+    """Where the transcript has reached, as the progress calls and detail lines say it."""
+
+    def __init__(self, duration: float, progress: ProgressFn) -> None:
+        self.duration = duration
+        self.progress = progress
+        self.reached = 0.0
+        self.segments = 0
+        self.windows = 0
+        self.attempts = 0
+
+    def segment(self, end: float) -> None:
+        self.reached = max(self.reached, end)
+        self.segments += 1
+        percent = 100 * self.reached / self.duration if self.duration > 0 else 100.0
+        self.progress(percent, f"Segment {self.segments} - {self._where()}")
+
+    def tick(self, step: str) -> None:
+        """Called before each encoder pass ("encode") and decoding attempt ("generate")."""
+        if step == "encode":
+            self.windows, self.attempts = self.windows + 1, 0
+            self.progress(-1, f"Window {self.windows} - {self._where()}")
+        elif step == "generate":
+            self.attempts += 1
+            if self.attempts > 1:
+                note = f"Window {self.windows}, attempt {self.attempts} - {self._where()}"
+                self.progress(-1, note)
+
+    def _where(self) -> str:
+        return f"{clock(self.reached)} of {clock(self.duration)}"
+
+
+class _Ticking:
+    """CTranslate2's Whisper model with a call before each `encode` and `generate`.
+
+    faster-whisper has no hook inside a 30 s window; these two calls are where its time goes.
+    Everything else is the wrapped model's own.
+    """
+
+    def __init__(self, inner: Any, tick: Callable[[str], None]) -> None:
+        self._inner = inner
+        self._tick = tick
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def encode(self, *args: Any, **kwargs: Any) -> Any:
+        self._tick("encode")
+        return self._inner.encode(*args, **kwargs)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        self._tick("generate")
+        return self._inner.generate(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _ticking(model: WhisperModel, tick: Callable[[str], None]) -> Iterator[None]:
+    """The model (cached between jobs) ticks for this call only."""
+    inner = model.model
+    model.model = _Ticking(inner, tick)
+    try:
+        yield
+    finally:
+        model.model = inner
 
 
 def _tail(segments: list[Segment], chars: int) -> str:
@@ -130,22 +203,16 @@ def _decode_options(model: WhisperModel, options: dict[str, Any]) -> dict[str, A
     }
 
 
-def _collect(
-    found: Iterable[Any], offset: float, duration: float, first: int, progress: ProgressFn
-) -> list[Segment]:
+def _collect(found: Iterable[Any], offset: float, first: int, steps: _Steps) -> list[Segment]:
     """The piece's segments, timed from the start of the file and numbered from `first`."""
     generator = iter(found)
     out: list[Segment] = []
     try:
-        reached = offset
         for seg in generator:
-            end = min(float(seg.end) + offset, duration)
-            reached = max(reached, end)
+            end = min(float(seg.end) + offset, steps.duration)
             start = round(float(seg.start) + offset, 3)
             out.append(Segment(first + len(out), start, round(end, 3), seg.text.strip()))
-            percent = 100 * reached / duration if duration > 0 else 100.0
-            index = first + len(out)
-            progress(percent, f"Segment {index} - {clock(reached)} of {clock(duration)}")
+            steps.segment(end)
     finally:
         # A cancel leaves the decoder mid-file: close it so its state is freed now.
         close = getattr(generator, "close", None)
