@@ -139,16 +139,17 @@ def _merge_small(unit: np.ndarray, labels: np.ndarray, low: int) -> np.ndarray:
 
 
 def cluster_windows(
-    embeddings: np.ndarray, overlapped: np.ndarray, bounds: SpeakerBounds
+    embeddings: np.ndarray, left_out: np.ndarray, bounds: SpeakerBounds
 ) -> np.ndarray:
-    """Speaker labels for windows; `overlapped` marks those left out of clustering.
+    """Speaker labels for windows; `left_out` marks those kept out of clustering.
 
-    Windows of two people talking at once are embeddings of neither: they split one voice into
-    extra clusters (AMI dev01: 7 clusters for 2 voices). They are clustered without, then take
-    the nearest centroid. Unless the user fixed the count, one-window clusters are folded in.
+    Windows of two people talking at once (or of a sliver of speech) are embeddings of neither:
+    they split one voice into extra clusters (AMI dev01: 7 clusters for 2 voices). They are
+    clustered without, then take the nearest centroid. Unless the user fixed the count,
+    one-window clusters are folded in.
     """
     count = len(embeddings)
-    keep = ~overlapped
+    keep = ~left_out
     if keep.sum() < 3:
         keep = np.ones(count, dtype=bool)
     if keep.sum() > MAX_CLUSTERED:

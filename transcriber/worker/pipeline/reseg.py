@@ -23,6 +23,9 @@ from pyannote.core import SlidingWindowFeature
 TRACK_PURITY = 0.65
 # Windows more than this share of overlapped frames are left out of clustering.
 MAX_OVERLAP_SHARE = 0.2
+# So are windows over speech regions shorter than this (seconds): CAM++ on 0.0-0.1 s of speech
+# is like no voice, and such windows made AMI dev01's third "speaker" (docs, "Round 3").
+MIN_SPAN = 0.2
 # Windows further apart than this (start to start) are not neighbours for smoothing.
 _NEIGHBOUR_GAP = 0.8
 
@@ -46,6 +49,13 @@ def overlap_share(count: SlidingWindowFeature, spans: np.ndarray) -> np.ndarray:
     frames = last - first
     share = (overlapped[last] - overlapped[first]) / np.maximum(frames, 1)
     out: np.ndarray = np.where(frames > 0, share, 0.0)
+    return out
+
+
+def left_out(count: SlidingWindowFeature, spans: np.ndarray) -> np.ndarray:
+    """Windows not clustered (mostly overlapped, or too short); they take the nearest centroid."""
+    short = spans[:, 1] - spans[:, 0] < MIN_SPAN
+    out: np.ndarray = (overlap_share(count, spans) > MAX_OVERLAP_SHARE) | short
     return out
 
 

@@ -4,9 +4,9 @@ pyannote's own pipeline embeds each 10 s chunk's local speakers; on real meeting
 often hands it one local speaker that holds two voices, and even with the true clusters that
 approach scored 41% DER on the AMI excerpts. Here segmentation only says where speech is and how
 many people talk at once; speakers come from 1.5 s windows (hop 0.75 s) clustered spectrally
-(cluster.py), as in 3D-Speaker, leaving out windows of overlapped speech. segmentation-3.0's
-local speaker tracks then carry those labels to its frames (reseg.py): boundaries and overlaps
-come from the model, not from window centres.
+(cluster.py), as in 3D-Speaker, leaving out windows of overlapped or very short speech.
+segmentation-3.0's local speaker tracks then carry those labels to its frames (reseg.py):
+boundaries and overlaps come from the model, not from window centres.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from pyannote.core import Annotation, SlidingWindowFeature
 from transcriber.worker.pipeline.campplus import CAMPPlus
 from transcriber.worker.pipeline.cluster import SpeakerBounds, cluster_windows
 from transcriber.worker.pipeline.reseg import (
-    MAX_OVERLAP_SHARE,
+    left_out,
     nearest_window,
-    overlap_share,
     relabel_tracks,
     smooth_labels,
 )
@@ -175,8 +174,8 @@ class WindowDiarizer:
         embeddings = embed_windows(self.embedding, file["waveform"][0], spans, report)
         report("embeddings", embeddings)
         bounds = SpeakerBounds(num_speakers, min_speakers, max_speakers)
-        overlapped = overlap_share(count, spans) > MAX_OVERLAP_SHARE
-        labels = smooth_labels(cluster_windows(embeddings, overlapped, bounds), spans)
+        labels = cluster_windows(embeddings, left_out(count, spans), bounds)
+        labels = smooth_labels(labels, spans)
         activity = relabel_tracks(segmentations, count, spans, labels)
         result = self.segmenter.to_annotation(activity, 0.0, 0.0)
         low, _ = bounds.limits(len(spans))
