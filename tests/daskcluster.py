@@ -20,13 +20,19 @@ from distributed import Client, LocalCluster
 from transcriber.jobs.dask_executor import DaskExecutor
 from transcriber.node.agent import NodeSettings
 from transcriber.node.plugin import NodePlugin, node_info
+from transcriber.node.tuning import NODE
 from transcriber.node.wire import NODE_INFO, RESOURCE
 from transcriber.web.keys import RUNNER
 
 TOKEN = "node-token-for-tests"
 
-# Worker processes must be able to start job children; Dask never retries a job itself.
-DASK_CONFIG = {"distributed.worker.daemon": False, "distributed.scheduler.allowed-failures": 0}
+# Worker processes must be able to start job children; Dask never retries a job itself;
+# the nodes' own settings (node/tuning.py), as `transcriber node` sets them.
+DASK_CONFIG = {
+    **NODE,
+    "distributed.worker.daemon": False,
+    "distributed.scheduler.allowed-failures": 0,
+}
 
 
 @asynccontextmanager

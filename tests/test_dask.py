@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from transcriber.protocol.stages import Stage
-from transcriber.web.keys import RUNNER
+from transcriber.web.keys import CONFIG, RUNNER
 
 from .conftest import ClientFactory, upload
 from .daskcluster import alive, dask_overrides, executor_of, node_cluster, placed_pid, until
@@ -95,6 +95,7 @@ async def test_cancel_in_each_stage_stops_the_job_on_its_node(
         client = await make_client(**dask_overrides(cluster, plumbing_stage_seconds=4.0))
         executor = executor_of(client)
         runner = client.app[RUNNER]
+        files = client.app[CONFIG].files_dir
         await until(lambda: len(executor.nodes.admitted()) == 2, what="both nodes admitted")
         children = set()
         for stage in WORK:
@@ -109,6 +110,8 @@ async def test_cancel_in_each_stage_stops_the_job_on_its_node(
             task = await stage_of(client, task_id)
             assert task["stage"] == "cancelled"
             assert task["error"]["code"] == "CANCELLED" and task["error"]["stage"] == stage
+            # The node heard the cancel: the stage stopped midway, it did not run to its end.
+            assert not (files / task_id / f"{stage}.json").exists()
             # Stopped by its flag, well within the grace period: the child was not killed.
             assert pid is not None and alive(pid)
         deleted = await submit(client, wav_bytes)

@@ -5,8 +5,10 @@ free slot, placing it on that node itself: Dask's own placement of resource-rest
 can pile them onto busy workers, and after a cancel it may take a worker for free while the
 old job still runs. A node is admitted once its token and versions check out (wire.py).
 Progress arrives on a Dask event topic and is applied in order by one pump task; a cancel or
-kill is a distributed.Event the node's agent watches. A node that vanishes fails its jobs
-with NodeLost, which the coordinator treats like a restart of the job (requeue or fail).
+kill is told to the job's node at once (Client.run) and kept as a distributed.Event, which the
+node reads as the job starts, for a job that has not reached its node yet. A node that
+vanishes fails its jobs with NodeLost, which the coordinator treats like a restart of the job
+(requeue or fail).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from transcriber.jobs.executor import (
     decode_event,
 )
 from transcriber.node.agent import run_on_node
+from transcriber.node.plugin import stop_job
 from transcriber.node.tls import security
+from transcriber.node.tuning import SERVER
 from transcriber.node.wire import (
     COORDINATOR_KEY,
     PROGRESS_TOPIC,
@@ -102,21 +106,23 @@ class DaskExecutor:
         self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._nodes.watch())]
 
     async def _host_scheduler(self, sec: Any) -> str:
+        import dask
         from distributed import Scheduler
 
         c = self._config
         protocol = "tcp" if c.tls_dir is None else "tls"
-        self._scheduler = Scheduler(
-            host=c.scheduler_host,
-            port=c.scheduler_port,
-            protocol=protocol,
-            security=sec,
-            dashboard=False,
-            # Its HTTP server (health, metrics) stays on loopback, on a free port.
-            dashboard_address="127.0.0.1:0",
-            # A job is never run twice by Dask: the coordinator decides (NodeLost).
-            allowed_failures=0,
-        )
+        with dask.config.set(SERVER):  # read when the scheduler is made, not after
+            self._scheduler = Scheduler(
+                host=c.scheduler_host,
+                port=c.scheduler_port,
+                protocol=protocol,
+                security=sec,
+                dashboard=False,
+                # Its HTTP server (health, metrics) stays on loopback, on a free port.
+                dashboard_address="127.0.0.1:0",
+                # A job is never run twice by Dask: the coordinator decides (NodeLost).
+                allowed_failures=0,
+            )
         await self._scheduler
         log.info("Dask scheduler listening on %s", self._scheduler.address)
         return str(self._scheduler.address)
@@ -192,8 +198,12 @@ class DaskExecutor:
         task.add_done_callback(self._signals.discard)
 
     async def _set(self, job: Job, kind: str) -> None:
+        placed = self._placed.get((job.task_id, job.attempt))
         try:
             await dd.Event(stop_event(job.task_id, job.attempt, kind), client=self._client).set()
+            if placed is not None:
+                key = job_key(job.task_id, job.attempt)
+                await self._client.run(stop_job, key, kind, workers=[placed.address])
         except Exception:
             log.exception("could not signal %s to task %s", kind, job.task_id)
 

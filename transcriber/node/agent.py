@@ -2,8 +2,11 @@
 
 One child per slot, kept between jobs so its models stay loaded. A job is a Dask task
 (`run_on_node`) whose thread hands the job to a child and follows it: progress goes to the
-coordinator through the worker's event log, a cancel arrives as a distributed.Event (then the
-job's own cancel flag file, then a kill after the grace period), a kill at once. A key that
+coordinator through the worker's event log; a cancel (then the job's own cancel flag file,
+then a kill after the grace period) or a kill comes from the coordinator through Client.run
+(plugin.stop_job, then `Agent.stop`), and is kept on the scheduler as a distributed.Event for
+a job that had not reached the node yet, which the job reads once as it starts. Nothing is
+polled over the network while a job runs: each poll would take CPU from the job. A key that
 turns cancelled in the worker's state means the coordinator that submitted it is gone: the
 job is an orphan and is killed, so a restarted coordinator can resume it elsewhere.
 """
@@ -16,6 +19,7 @@ import multiprocessing
 import os
 import queue
 import shutil
+import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -69,7 +73,7 @@ class _Child:
 
     def next_message(self) -> tuple[Any, ...] | None:
         try:
-            message: tuple[Any, ...] = self.channel.get(timeout=0.1)
+            message: tuple[Any, ...] = self.channel.get(timeout=CHECK_EVERY)
         except queue.Empty:
             return None
         return message
@@ -90,13 +94,23 @@ class Agent:
         self._free: queue.Queue[int] = queue.Queue()
         for slot in range(settings.slots):
             self._free.put(slot)
+        self._watches: dict[str, _StopWatch] = {}
 
     def run(self, job: Job, grace: float, key: str, dask_worker: Any) -> dict[str, Any]:
         slot = self._free.get()
+        watch = self._watches[key] = _StopWatch(job, key, dask_worker, grace)
         try:
-            return self._run_in(slot, job, _StopWatch(job, key, dask_worker, grace), dask_worker)
+            watch.read_events()  # after it is registered: no stop falls between the two
+            return self._run_in(slot, job, watch, dask_worker)
         finally:
+            del self._watches[key]
             self._free.put(slot)
+
+    def stop(self, key: str, kind: str) -> None:
+        """The coordinator's word that the job `key` must stop: "cancel" or "kill"."""
+        watch = self._watches.get(key)
+        if watch is not None:
+            watch.heard(kind)
 
     def close(self) -> None:
         """Kill every child: the worker is going and a job must not outlive it."""
@@ -190,10 +204,21 @@ class _StopWatch:
 
     def __init__(self, job: Job, key: str, w: Any, grace: float) -> None:
         self.key, self.w, self.grace = key, w, grace
-        self.cancel = dd.Event(stop_event(job.task_id, job.attempt, "cancel"))
-        self.kill = dd.Event(stop_event(job.task_id, job.attempt, "kill"))
+        self.job = job
+        # Set from the worker's event loop (Agent.stop), read in the job's thread.
+        self.cancel = threading.Event()
+        self.kill = threading.Event()
         self.kill_at: float | None = None
         self._next = 0.0
+
+    def read_events(self) -> None:
+        """A stop the coordinator set before this job was registered on the node."""
+        for kind in ("cancel", "kill"):
+            if dd.Event(stop_event(self.job.task_id, self.job.attempt, kind)).is_set():
+                self.heard(kind)
+
+    def heard(self, kind: str) -> None:
+        (self.kill if kind == "kill" else self.cancel).set()
 
     def check(self) -> str | None:
         """None, "cancel" (once: raise the flag) or the reason to kill now."""

@@ -112,8 +112,12 @@ def _gpus() -> int:
 
 
 async def _serve(args: argparse.Namespace, settings: NodeSettings) -> int:
-    from transcriber.node.plugin import NodePlugin
+    import dask
 
+    from transcriber.node.plugin import NodePlugin
+    from transcriber.node.tuning import NODE
+
+    dask.config.set(NODE)  # this process is only a node: for all its workers
     while True:
         plugin = NodePlugin(settings)
         worker = _worker(args, settings, plugin)

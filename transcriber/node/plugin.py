@@ -55,3 +55,10 @@ def refused(reason: str, dask_worker: Any) -> None:
     plugin = dask_worker.plugins.get(PLUGIN_NAME)
     if plugin is not None and plugin.agent is not None:
         plugin.agent.refused = reason
+
+
+def stop_job(key: str, kind: str, dask_worker: Any) -> None:
+    """Run on a node by the coordinator (Client.run): the job `key` must stop."""
+    plugin = dask_worker.plugins.get(PLUGIN_NAME)
+    if plugin is not None and plugin.agent is not None:
+        plugin.agent.stop(key, kind)
