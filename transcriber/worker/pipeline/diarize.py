@@ -58,6 +58,7 @@ _LOCAL_SPEAKERS = 3
 # Shares of the stage's progress bar: embeddings dominate on CPU.
 _SEGMENTATION_SHARE = 20.0
 _EMBEDDING_END = 95.0
+_CLUSTERED = 98.0
 
 
 class _UnusedPLDA(PLDA):
@@ -173,6 +174,8 @@ def _progress_hook(progress: ProgressFn) -> Any:
             )
         elif step == "embeddings":
             progress(_EMBEDDING_END, "Clustering speakers")
+        elif step == "clusters":  # the bundled diarizer's windows have their speakers
+            progress(_CLUSTERED, "Placing speaker turns")
 
     return hook
 

@@ -31,8 +31,11 @@ from transcriber.worker.pipeline.reseg import (
 SAMPLE_RATE = 16000
 WINDOW = 1.5
 HOP = 0.75
-# Windows embedded per forward pass: 32 x 1.5 s keeps CPU memory small and CUDA busy.
-BATCH = 32
+# Windows embedded per forward pass: 32 x 1.5 s keeps CUDA busy; on the CPU 8 costs less CPU
+# time than 32 (3.7 vs 4.8 s for 2 minutes, one thread) and reports every second or so, where a
+# batch of 32 went 5-13 s without a word on a busy 2-core machine (docs/benchmarks.md).
+CUDA_BATCH = 32
+CPU_BATCH = 8
 # Segmentation chunk step, as a share of its 10 s chunk. A 1 s step averages ten chunks per frame
 # (steadier speech/overlap counts: dev01 40% -> see docs) for about 0.02 x real time more on the
 # CPU; it is used on CUDA, and on the CPU for recordings up to SHORT_SECONDS.
@@ -97,10 +100,11 @@ def embed_windows(
 ) -> np.ndarray:
     """(n, 192) CAM++ embeddings of the windows; hook reports progress per batch."""
     out = []
-    batches = max(1, -(-len(spans) // BATCH))
     device = next(model.parameters()).device
+    size = CUDA_BATCH if device.type == "cuda" else CPU_BATCH
+    batches = max(1, -(-len(spans) // size))
     for b in range(batches):
-        clips = [_clip(audio, s, e) for s, e in spans[b * BATCH : (b + 1) * BATCH]]
+        clips = [_clip(audio, s, e) for s, e in spans[b * size : (b + 1) * size]]
         waves = torch.stack([c[0] for c in clips])[:, None].to(device)
         weights = torch.stack([c[1] for c in clips]).to(device)
         out.append(model(waves, weights=weights).float().cpu().numpy())
@@ -175,6 +179,7 @@ class WindowDiarizer:
         report("embeddings", embeddings)
         bounds = SpeakerBounds(num_speakers, min_speakers, max_speakers)
         labels = cluster_windows(embeddings, left_out(count, spans), bounds)
+        report("clusters", labels)
         labels = smooth_labels(labels, spans)
         activity = relabel_tracks(segmentations, count, spans, labels)
         result = self.segmenter.to_annotation(activity, 0.0, 0.0)
