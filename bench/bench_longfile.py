@@ -38,6 +38,7 @@ class StagePeaks:
         self.server: dict[str, int] = {}
         self.worker: dict[str, int] = {}
         self.gap: dict[str, float] = {}
+        self.gap_after: dict[str, str] = {}  # the detail shown while the longest gap lasted
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -71,15 +72,17 @@ def run_one(server: Server, audio: Path, peaks: StagePeaks) -> dict[str, Any]:
         task_id = json.load(resp)["id"]
     since = 0
     last = time.monotonic()
+    shown = ""
     while True:
         url = f"{server.url}/api/tasks/{task_id}?wait=20&since={since}"
         with urllib.request.urlopen(url, timeout=60) as resp:
             snap: dict[str, Any] = json.load(resp)
         now = time.monotonic()
-        if snap["stage"] == peaks.stage:
+        if snap["stage"] == peaks.stage and now - last > peaks.gap.get(snap["stage"], 0.0):
             # Longest wait for a new snapshot within a stage: what a person watching sees.
-            peaks.gap[snap["stage"]] = max(peaks.gap.get(snap["stage"], 0.0), now - last)
-        last = now
+            peaks.gap[snap["stage"]] = now - last
+            peaks.gap_after[snap["stage"]] = shown
+        last, shown = now, snap["detail"]
         peaks.stage = snap["stage"]
         since = snap["seq"]
         if snap["stage"] in ("complete", "failed", "cancelled"):
@@ -132,6 +135,7 @@ def report(minutes: float, snap: dict[str, Any], peaks: StagePeaks, wall: float)
         if stage in peaks.worker:
             gap = f"{peaks.gap.get(stage, 0.0):.1f} s"
             row = f"{mib(peaks.server[stage]):>12}{mib(peaks.worker[stage]):>13}{gap:>13}"
+            row += f"  (showing {peaks.gap_after.get(stage, '')!r})"
             print(f"  {stage:<14}{row}")
 
 

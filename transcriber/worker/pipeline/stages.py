@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,20 @@ def whisper_model(name: str, device: str, models_dir: Path) -> Any:
     return _whisper[key]
 
 
-def diarizer(spec: str, device: str, models_dir: Path, token: str | None) -> Any:
+# Importing the diarizer's libraries is most of its first load (7 s on a busy 2-core CPU, one
+# call): imported one by one, each is a sub-step of the detail line.
+_DIARIZER_IMPORTS = ("torch", "lightning", "pyannote.audio", "pyannote.audio.pipelines")
+
+
+def diarizer(
+    spec: str, device: str, models_dir: Path, token: str | None, progress: ProgressFn
+) -> Any:
     key = (spec, device)
     if key not in _diarizers:
+        for module in _DIARIZER_IMPORTS:
+            progress(-1, f"Loading speaker models - {module}")
+            importlib.import_module(module)
+        progress(-1, "Loading speaker models")
         from transcriber.worker.pipeline.diarize import load_diarizer
 
         _diarizers[key] = load_diarizer(spec, models_dir, device, token)
@@ -133,7 +145,7 @@ class Context:
     def _diarize(self, transcript: Transcript, progress: ProgressFn) -> dict[str, Any]:
         from transcriber.worker.pipeline.diarize import assign_speakers, diarize
 
-        pipeline = diarizer(self.diarization, self.device, self.models_dir, self.hf_token)
+        pipeline = diarizer(self.diarization, self.device, self.models_dir, self.hf_token, progress)
         turns = diarize(pipeline, self.audio(progress), self.options, progress)
         data = assign_speakers(transcript, turns).to_dict()
         data["turns"] = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns]
