@@ -125,3 +125,21 @@ def test_phase_note_keeps_percent_and_rate(
         ("transcribing", 0, "Reading audio"),
         ("transcribing", 12, "Segment 1 - 0:04 of 0:38"),
     ]
+
+
+def test_slow_percent_still_shows_its_detail(
+    tmp_path: Path, messages: queue.Queue[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steps too small to move the whole percent: every 2 s the detail alone goes out."""
+    clock = [10.0]
+    monkeypatch.setattr(worker.time, "monotonic", lambda: clock[0])
+    reporter = worker.Reporter(job(tmp_path))
+    reporter.start_stage("diarizing", "Loading speaker models")
+    for batch in range(1, 21):  # 0.01 % each, 0.3 s apart
+        clock[0] += 0.3
+        reporter(batch / 100, f"Segmentation {batch}/10000")
+    assert [m[3:] for m in drain(messages)] == [
+        ("diarizing", 0, "Loading speaker models"),
+        ("diarizing", 0, "Segmentation 7/10000"),
+        ("diarizing", 0, "Segmentation 14/10000"),
+    ]

@@ -26,6 +26,7 @@ STAGES = tuple(stage.value for stage in WORK_STAGES)
 # A stage that calls back but has nothing new to show still says so this often: the
 # coordinator's watchdog takes silence for a hang (--stall-timeout).
 ALIVE_EVERY = 30.0
+DETAIL_EVERY = 2.0
 
 _queue: Any = None
 
@@ -90,6 +91,7 @@ class Reporter:
         self._last_pct = -1
         self._last_time = 0.0
         self._last_sent = 0.0
+        self._last_detail = ""
 
     def start_stage(self, stage: str, detail: str = "Starting") -> None:
         self.stage = stage
@@ -109,7 +111,12 @@ class Reporter:
             return
         pct = max(0, min(100, int(stage_progress)))
         if pct <= self._last_pct or now - self._last_time < self.min_interval:
-            if now - self._last_sent >= ALIVE_EVERY:
+            if now - self._last_sent >= DETAIL_EVERY and detail != self._last_detail:
+                # A slow percent ("Segmentation 5/119" still at 0%): the detail alone shows
+                # that the stage moves, every DETAIL_EVERY seconds at most.
+                self._last_time = now
+                self._emit(self._last_pct, detail)
+            elif now - self._last_sent >= ALIVE_EVERY:
                 self._last_sent = now
                 send(("alive", self.job.task_id, self.job.attempt))
             return
@@ -118,6 +125,7 @@ class Reporter:
 
     def _emit(self, pct: int, detail: str) -> None:
         self._last_sent = time.monotonic()
+        self._last_detail = detail
         send(("progress", self.job.task_id, self.job.attempt, self.stage, pct, detail))
 
 
