@@ -143,9 +143,11 @@ class Context:
         return align(model, self.audio(progress), transcript, progress)
 
     def _diarize(self, transcript: Transcript, progress: ProgressFn) -> dict[str, Any]:
+        # The diarizer first: its load imports torch and pyannote.audio step by step, which
+        # importing the diarize module here would do in one silent call.
+        pipeline = diarizer(self.diarization, self.device, self.models_dir, self.hf_token, progress)
         from transcriber.worker.pipeline.diarize import assign_speakers, diarize
 
-        pipeline = diarizer(self.diarization, self.device, self.models_dir, self.hf_token, progress)
         turns = diarize(pipeline, self.audio(progress), self.options, progress)
         data = assign_speakers(transcript, turns).to_dict()
         data["turns"] = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns]
