@@ -56,6 +56,11 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _centroids(unit: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(clusters, dim) unit-length mean of each label's rows, labels 0..max."""
+    return _unit(np.stack([unit[labels == k].mean(0) for k in range(labels.max() + 1)]))
+
+
 def _affinity(unit: np.ndarray) -> np.ndarray:
     """Cosine similarities, each row pruned to its nearest neighbours, then symmetrised."""
     n = len(unit)
@@ -97,7 +102,7 @@ def _merge_similar(unit: np.ndarray, labels: np.ndarray, low: int) -> np.ndarray
     """Merge the two closest clusters while their centroids' cosine is >= MERGE_COSINE."""
     labels = _renumber(labels)
     while labels.max() + 1 > low:
-        centroids = _unit(np.stack([unit[labels == k].mean(0) for k in range(labels.max() + 1)]))
+        centroids = _centroids(unit, labels)
         similarity = centroids @ centroids.T
         np.fill_diagonal(similarity, -1.0)
         i, j = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
@@ -131,7 +136,7 @@ def _merge_small(unit: np.ndarray, labels: np.ndarray, low: int) -> np.ndarray:
         small = int(np.argmin(sizes))
         if sizes[small] >= MIN_WINDOWS:
             break
-        centroids = _unit(np.stack([unit[labels == k].mean(0) for k in range(len(sizes))]))
+        centroids = _centroids(unit, labels)
         similarity = centroids @ centroids[small]
         similarity[small] = -2.0
         labels = _renumber(np.where(labels == small, int(np.argmax(similarity)), labels))
@@ -163,7 +168,7 @@ def cluster_windows(
         kept = _merge_small(unit[keep], kept, low)
     if keep.all() or len(kept) == 0:
         return _renumber(kept)
-    centroids = _unit(np.stack([unit[keep][kept == k].mean(0) for k in range(kept.max() + 1)]))
+    centroids = _centroids(unit[keep], kept)
     labels = np.empty(count, dtype=int)
     labels[keep] = kept
     labels[~keep] = (unit[~keep] @ centroids.T).argmax(axis=1)

@@ -22,6 +22,7 @@ from pyannote.core import Annotation, SlidingWindowFeature
 from transcriber.worker.pipeline.campplus import CAMPPlus
 from transcriber.worker.pipeline.cluster import SpeakerBounds, cluster_windows
 from transcriber.worker.pipeline.reseg import (
+    frame_times,
     left_out,
     nearest_window,
     relabel_tracks,
@@ -117,7 +118,7 @@ def frame_labels(count: SlidingWindowFeature, spans: np.ndarray, labels: np.ndar
     frames = count.sliding_window
     speakers = int(labels.max()) + 1
     activity = np.zeros((len(count.data), speakers), dtype=np.int8)
-    times = frames.start + frames.duration / 2 + frames.step * np.arange(len(count.data))
+    times = frame_times(count)
     centres = spans.mean(axis=1)
     nearest = nearest_window(times, centres)
     talkers = count.data[:, 0]
