@@ -7,6 +7,15 @@ before round 2), and the bundled window diarizer (windows + spectral clustering 
 tracks) with each segmentation step. Prints Markdown tables.
 
     .venv/bin/python bench/bench_diarize.py [--device cpu] [--minutes 5]
+    .venv/bin/python bench/bench_diarize.py --breakdown    # where "bundled"'s error comes from
+    .venv/bin/python bench/bench_diarize.py --breakdown --bias=-1,0.5
+
+--breakdown splits each file's DER into missed speech, false alarm and confusion, gives the
+floor that the speaker count per frame sets (every frame's speakers right up to the number the
+diarizer marks there), and each true speaker's speech and the part of it nobody overlaps.
+--bias SILENCE,OVERLAP adds those log-probabilities to segmentation-3.0's powerset classes of no
+speaker and of two speakers before it picks one class per frame: below 0 for silence finds more
+speech, above 0 for overlap more overlap (round 4 in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -134,6 +143,64 @@ def summary(name: str, rows: list[tuple[str, float, int, int]]) -> None:
         print(f"| {name} | **mean {group}** | **{mean:.1%}** | | {counts} | |")
 
 
+class BiasedPowerset(torch.nn.Module):
+    """segmentation-3.0's powerset-to-speakers conversion with biased class log-probabilities."""
+
+    def __init__(self, base: Any, silence: float, overlap: float) -> None:
+        super().__init__()
+        self.base = base
+        sizes = base.mapping.sum(dim=1)  # speakers in each powerset class
+        bias = torch.where(sizes == 0, silence, torch.where(sizes >= 2, overlap, 0.0))
+        self.register_buffer("bias", bias.float(), persistent=False)
+
+    def forward(self, powerset: torch.Tensor) -> torch.Tensor:
+        converted: torch.Tensor = self.base(powerset + self.bias.to(powerset.device))
+        return converted
+
+
+GRID = 0.01  # seconds; the frame grid of the breakdown
+
+
+def _talkers(annotation: Annotation, times: np.ndarray) -> dict[str, np.ndarray]:
+    """For each label, whether it speaks at each time."""
+    out = {label: np.zeros(len(times), dtype=bool) for label in annotation.labels()}
+    for segment, _, label in annotation.itertracks(yield_label=True):
+        out[label] |= (times >= segment.start) & (times < segment.end)
+    return out
+
+
+def breakdown(files: dict[str, tuple[Path, Annotation]], run: Run) -> None:
+    """Per file: DER's parts, the floor set by the per-frame count, and clean speech per speaker."""
+    print(
+        "| file | DER c0 | missed | false alarm | confusion | count floor | speakers: "
+        "speech / alone (s) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    floors: dict[str, float] = {}
+    for uri, (wav, ref) in files.items():
+        audio = load_audio(wav)
+        seconds = len(audio) / 16000
+        hyp, _ = timed(run, audio, {})
+        parts = DiarizationErrorRate(collar=0.0)(ref, hyp, uem=Segment(0, seconds), detailed=True)
+        total = parts["total"]
+        times = np.arange(0.0, seconds, GRID) + GRID / 2
+        truth = _talkers(ref, times)
+        said = sum(t.astype(int) for t in truth.values())
+        marked = sum((t.astype(int) for t in _talkers(hyp, times).values()), np.zeros(len(times)))
+        floors[uri] = float(np.abs(said - marked).sum() / max(said.sum(), 1))
+        speakers = " ".join(
+            f"{(t.sum() * GRID):.1f} / {((t & (said == 1)).sum() * GRID):.1f}"
+            for t in sorted(truth.values(), key=lambda t: -int(t.sum()))
+        )
+        shares = " | ".join(
+            f"{parts[k] / total:.1%}" for k in ("missed detection", "false alarm", "confusion")
+        )
+        der = parts["diarization error rate"]
+        print(f"| {uri} | {der:.1%} | {shares} | {floors[uri]:.1%} | {speakers} |", flush=True)
+    chosen = [floors[u] for u in files if u.startswith(("dev", "tst"))]
+    print(f"\ncount floor, mean of dev + test: {statistics.mean(chosen):.1%}")
+
+
 def long_file(runs: dict[str, Run], minutes: float) -> None:
     voices = load_audio(ROOT / "tests/data/voices.wav")
     audio = np.tile(voices, int(np.ceil(minutes * 60 * 16000 / len(voices))))
@@ -149,14 +216,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--oracle-count", action="store_true", help="give the true count")
+    parser.add_argument("--breakdown", action="store_true", help="where the error comes from")
+    parser.add_argument("--bias", help="SILENCE,OVERLAP log-probability biases (see above)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     models = Config.from_env().models_dir
     assets.fetch_diarization_models(models)
     files = references(assets.fetch_ami_excerpts(models))
     diarizer = load_diarizer(BUNDLED, models, args.device)
+    if args.bias:
+        silence, overlap = (float(x) for x in args.bias.split(","))
+        inference = diarizer.segmenter._segmentation
+        inference.conversion = BiasedPowerset(inference.conversion, silence, overlap)
+        print(f"segmentation biases: silence {silence:+g}, overlap {overlap:+g}")
     runs = methods(diarizer)
     print(f"load average {os.getloadavg()[0]:.1f}, device {args.device}\n")
+    if args.breakdown:
+        breakdown(files, runs["bundled, rule (step 0.1 up to 2 min on CPU)"])
+        return
     table(files, runs, args.oracle_count)
     if args.minutes > 0:
         long_file(runs, args.minutes)
