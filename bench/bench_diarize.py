@@ -151,7 +151,7 @@ class BiasedPowerset(torch.nn.Module):
         self.base = base
         sizes = base.mapping.sum(dim=1)  # speakers in each powerset class
         bias = torch.where(sizes == 0, silence, torch.where(sizes >= 2, overlap, 0.0))
-        self.register_buffer("bias", bias.float(), persistent=False)
+        self.bias = bias.float()
 
     def forward(self, powerset: torch.Tensor) -> torch.Tensor:
         converted: torch.Tensor = self.base(powerset + self.bias.to(powerset.device))
@@ -185,8 +185,10 @@ def breakdown(files: dict[str, tuple[Path, Annotation]], run: Run) -> None:
         total = parts["total"]
         times = np.arange(0.0, seconds, GRID) + GRID / 2
         truth = _talkers(ref, times)
-        said = sum(t.astype(int) for t in truth.values())
-        marked = sum((t.astype(int) for t in _talkers(hyp, times).values()), np.zeros(len(times)))
+        said = np.sum([t.astype(int) for t in truth.values()], axis=0)
+        marked = np.zeros(len(times), dtype=int)
+        for t in _talkers(hyp, times).values():
+            marked += t
         floors[uri] = float(np.abs(said - marked).sum() / max(said.sum(), 1))
         speakers = " ".join(
             f"{(t.sum() * GRID):.1f} / {((t & (said == 1)).sum() * GRID):.1f}"
