@@ -18,6 +18,7 @@ from typing import Any
 from transcriber.protocol.stages import WORK_STAGES
 from transcriber.worker.interrupt import CancelWatch
 from transcriber.worker.pipeline.types import Cancelled, PipelineError, ProgressFn, Transcript
+from transcriber.worker.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ ALIVE_EVERY = 30.0
 DETAIL_EVERY = 2.0
 
 _queue: Any = None
+_governor: ThreadGovernor | None = None
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,19 @@ def init(queue: Any, threads: int) -> None:
     """Executor initializer: the parent handles Ctrl-C; progress goes through `queue`.
 
     `threads` is this worker's share of the cores: torch and CTranslate2 read OMP_NUM_THREADS
-    when they load, and oversubscribed cores made diarization 4-6 times slower here.
+    when they load, and oversubscribed cores made diarization 4-6 times slower here. An
+    OMP_NUM_THREADS already set wins. While stages run, torch's count then follows how busy
+    other programs keep the cores (threads.py).
     """
-    global _queue
+    global _queue, _governor
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    try:
+        share = int(os.environ["OMP_NUM_THREADS"])
+    except ValueError:
+        share = threads
+    _governor = ThreadGovernor(share)
     _queue = queue
 
 
@@ -102,6 +111,8 @@ class Reporter:
     def __call__(self, stage_progress: float, detail: str) -> None:
         if cancel_flag(self.job.work_dir, self.job.attempt).exists():
             raise Cancelled(self.stage)
+        if _governor is not None:
+            _governor.update()
         now = time.monotonic()
         if stage_progress < 0:
             # A phase note ("Loading model"): keeps the percent, obeys the rate limit.
