@@ -57,56 +57,49 @@ class Machine:
         )
 
 
-def test_a_busy_core_takes_a_thread_and_gives_it_back() -> None:
+# (seconds that pass, cores other programs keep busy, cores this worker uses, threads after)
+Steps = list[tuple[float, float, float, int]]
+SCENARIOS: dict[str, tuple[int, int, Steps]] = {
+    "a busy core takes a thread and gives it back": (
+        2,
+        2,
+        [(1.0, 0.0, 2.0, 2), (1.0, 1.0, 1.3, 1), (1.0, 1.0, 1.0, 1), (1.0, 0.0, 1.0, 2)],
+    ),
+    "half a core or less is not taken for a core": (
+        2,
+        2,
+        [(2.0, 0.4, 1.6, 2), (2.0, 0.7, 1.3, 1)],
+    ),
+    # 4 cores, two workers with 2 each: the other worker's 2 busy cores leave this one its 2;
+    # one more program takes one; never fewer than one.
+    "other workers' shares are already counted in": (
+        2,
+        4,
+        [(1.0, 2.0, 2.0, 2), (1.0, 3.0, 1.0, 1), (1.0, 4.0, 0.5, 1)],
+    ),
+    # Under a second nothing is measured; a minute idle between jobs decides nothing.
+    "once a second, and not across an idle gap": (
+        2,
+        2,
+        [(0.5, 2.0, 0.0, 2), (0.6, 2.0, 0.0, 1), (60.0, 0.0, 0.0, 1), (1.0, 0.0, 2.0, 2)],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_the_thread_count_follows_the_other_programs(name: str) -> None:
+    share, cores, steps = SCENARIOS[name]
     m = Machine()
-    g = m.governor(share=2, cores=2)
-    assert g.update() == 2  # the first call only measures
-    m.run(1.0, others=0.0, own=2.0)
-    assert g.update() == 2 and m.applied == []
-    m.run(1.0, others=1.0, own=1.3)  # another program keeps a core busy
-    assert g.update() == 1 and m.applied == [1]
-    m.run(1.0, others=1.0, own=1.0)
-    assert g.update() == 1 and m.applied == [1]
-    m.run(1.0, others=0.0, own=1.0)  # it stopped
-    assert g.update() == 2 and m.applied == [1, 2]
-
-
-def test_half_a_core_or_less_is_not_taken_for_a_core() -> None:
-    m = Machine()
-    g = m.governor(share=2, cores=2)
-    g.update()
-    m.run(2.0, others=0.4, own=1.6)
-    assert g.update() == 2
-    m.run(2.0, others=0.7, own=1.3)
-    assert g.update() == 1 and m.applied == [1]
-
-
-def test_shares_of_other_workers_are_already_counted_in() -> None:
-    # 4 cores, two workers with 2 each: the other worker's 2 busy cores leave this one its 2.
-    m = Machine()
-    g = m.governor(share=2, cores=4)
-    g.update()
-    m.run(1.0, others=2.0, own=2.0)
-    assert g.update() == 2
-    m.run(1.0, others=3.0, own=1.0)  # and one more program
-    assert g.update() == 1
-    m.run(1.0, others=4.0, own=0.5)  # never fewer than one
-    assert g.update() == 1 and m.applied == [1]
-
-
-def test_it_measures_once_a_second_and_not_across_an_idle_gap() -> None:
-    m = Machine()
-    g = m.governor(share=2, cores=2)
-    g.update()
-    m.run(0.5, others=2.0, own=0.0)
-    assert g.update() == 2  # under a second: nothing measured
-    m.run(0.6, others=2.0, own=0.0)
-    assert g.update() == 1
-    # The worker sat idle for a minute between jobs: that minute decides nothing.
-    m.run(60.0, others=0.0, own=0.0)
-    assert g.update() == 1
-    m.run(1.0, others=0.0, own=2.0)
-    assert g.update() == 2 and m.applied == [1, 2]
+    g = m.governor(share=share, cores=cores)
+    assert g.update() == share  # the first call only measures
+    expected_changes, threads = [], share
+    for seconds, others, own, after in steps:
+        m.run(seconds, others=others, own=own)
+        assert g.update() == after, (seconds, others, own)
+        if after != threads:
+            expected_changes.append(after)
+            threads = after
+    assert m.applied == expected_changes
 
 
 def test_no_proc_stat_changes_nothing() -> None:
