@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import queue
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +145,21 @@ def test_slow_percent_still_shows_its_detail(
         ("diarizing", 0, "Segmentation 7/10000"),
         ("diarizing", 0, "Segmentation 14/10000"),
     ]
+
+
+def test_a_spawned_worker_shows_its_info_lines() -> None:
+    """A fresh process set up by init() logs the worker's INFO lines and others' warnings only."""
+    script = (
+        "import logging\n"
+        "from transcriber.worker import process\n"
+        "process.init(None, 1)\n"
+        "logging.getLogger('transcriber.worker.threads').info('torch threads 2 -> 1')\n"
+        "logging.getLogger('lightning').info('not shown')\n"
+        "logging.getLogger('lightning').warning('shown')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2, out.stderr
+    assert "INFO transcriber.worker.threads [worker " in lines[0]
+    assert lines[0].endswith("torch threads 2 -> 1")
+    assert "WARNING lightning" in lines[1] and lines[1].endswith("shown")

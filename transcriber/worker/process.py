@@ -28,6 +28,9 @@ STAGES = tuple(stage.value for stage in WORK_STAGES)
 # coordinator's watchdog takes silence for a hang (--stall-timeout).
 ALIVE_EVERY = 30.0
 DETAIL_EVERY = 2.0
+# A spawned worker starts with no logging set up, so its INFO lines (models loading, thread
+# counts) were lost; ours are shown, other libraries' only from WARNING up.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [worker %(process)d] %(message)s"
 
 _queue: Any = None
 _governor: ThreadGovernor | None = None
@@ -72,6 +75,9 @@ def init(queue: Any, threads: int) -> None:
     """
     global _queue, _governor
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+        logging.getLogger("transcriber").setLevel(logging.INFO)
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:

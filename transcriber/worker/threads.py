@@ -55,7 +55,8 @@ def _own_seconds() -> float:
 
 
 def _set_torch_threads(count: int) -> None:
-    torch = sys.modules.get("torch")  # never imported for this: stages that need it import it
+    """Set torch's count if torch is loaded; stages that need torch import it, this never does."""
+    torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != count:
         torch.set_num_threads(count)
 
@@ -101,6 +102,7 @@ class ThreadGovernor:
                     wanted,
                 )
                 self.threads = wanted
-                self._apply(wanted)
+            # Every time, not only on a change: torch may have been imported since the last.
+            self._apply(wanted)
         self._last = (now, busy, own)
         return self.threads
