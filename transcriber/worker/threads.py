@@ -49,6 +49,11 @@ def _machine_busy(cpus: set[int]) -> float | None:
         return None
 
 
+def _usable_cpus() -> set[int]:
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere /proc/stat is absent too
+    return set(affinity(0)) if affinity else set(range(os.cpu_count() or 1))
+
+
 def _own_seconds() -> float:
     times = os.times()
     return times.user + times.system
@@ -73,7 +78,7 @@ class ThreadGovernor:
         clock: Callable[[], float] = time.monotonic,
         apply: Callable[[int], None] = _set_torch_threads,
     ) -> None:
-        self.cpus = cpus if cpus is not None else set(os.sched_getaffinity(0))
+        self.cpus = cpus if cpus is not None else _usable_cpus()
         self.share = max(1, min(share, len(self.cpus)))
         self.threads = self.share
         self._machine_busy, self._own, self._clock, self._apply = machine_busy, own, clock, apply
