@@ -16,8 +16,8 @@ from faster_whisper import WhisperModel
 from tests.speech_truth import DATA, SPEECH, truth, wer
 from transcriber.worker.pipeline.audio import load_audio
 from transcriber.worker.pipeline.models import load_model, resolve_model
-from transcriber.worker.pipeline.transcribe import clock, transcribe
-from transcriber.worker.pipeline.types import Cancelled, PipelineError, Transcript
+from transcriber.worker.pipeline.transcribe import transcribe
+from transcriber.worker.pipeline.types import Cancelled, PipelineError, Transcript, clock
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from transcriber.worker.pipeline.audio import load_audio
-from transcriber.worker.pipeline.types import PipelineError, ProgressFn, Transcript
+from transcriber.worker.pipeline.types import PipelineError, ProgressFn, Transcript, clock
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,6 @@ class Context:
     def audio(self, progress: ProgressFn) -> np.ndarray:
         """The decoded audio, read once per job; reading an hour takes a while, so it reports."""
         if self._audio is None:
-            from transcriber.worker.pipeline.transcribe import clock
 
             def reading(done: float, total: float) -> None:
                 progress(-1, f"Reading audio - {clock(done)} of {clock(total)}")

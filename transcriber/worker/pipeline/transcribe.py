@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-from transcriber.worker.pipeline.types import PipelineError, ProgressFn, Segment, Transcript
+from transcriber.worker.pipeline.types import (
+    PipelineError,
+    ProgressFn,
+    Segment,
+    Transcript,
+    clock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +225,3 @@ def _collect(found: Iterable[Any], offset: float, first: int, steps: _Steps) -> 
         if close is not None:
             close()
     return out
-
-
-def clock(seconds: float) -> str:
-    """4:10, or 1:02:03 past an hour."""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

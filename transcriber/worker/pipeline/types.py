@@ -12,6 +12,14 @@ from typing import Any
 ProgressFn = Callable[[float, str], None]
 
 
+def clock(seconds: float) -> str:
+    """A time in a progress sub-line: 4:10, or 1:02:03 past an hour."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 class PipelineError(Exception):
     """A failure with one of the documented error codes (see transcriber/errors.py)."""
 
