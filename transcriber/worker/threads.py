@@ -1,9 +1,9 @@
 """torch's threads follow how busy other programs keep this worker's cores.
 
 torch's OpenMP threads meet at the end of every parallel region. When another program takes one
-of the cores, the thread that shares it finishes late and the rest wait for it: diarizing 2
-minutes of AMI on 2 cores took 4.2 s alone, 13.6 s with 2 threads beside one busy loop, and
-6.1 s with 1 thread beside it (bench/bench_threads.py, docs/benchmarks.md). So while a stage
+of the cores, the thread that shares it finishes late and the rest wait for it: diarizing 5
+minutes of AMI on 2 cores took 5.1 s alone, 15.7 s with 2 threads beside one busy loop, and
+6.8 s with 1 thread beside it (bench/bench_threads.py, docs/benchmarks.md). So while a stage
 runs, a worker re-measures every second how many of its cores other programs use and runs torch
 on its share of the cores less those (never fewer than one, never more than its share).
 CTranslate2 (transcribing, Whisper alignment) loses little beside a busy loop (1.2x) and keeps
