@@ -21,6 +21,10 @@ from transcriber.web.server import create_app
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["PYANNOTE_METRICS_ENABLED"] = "false"
+# The 1 GiB free-disk reserve is the server's default, not a fact of the machine the tests run
+# on: a CI runner with less free would fail every upload with 507 DISK_FULL. The reserve itself
+# is tested with explicit values (test_admission.py); every other server here keeps none.
+os.environ["TRANSCRIBER_MIN_FREE_DISK"] = "0"
 
 DATA = Path(__file__).parent / "data"
 
@@ -51,6 +55,7 @@ def plumbing_config(tmp_path: Path, **overrides: Any) -> Config:
         "pipeline": "plumbing",
         "plumbing_stage_seconds": 0.3,
         "heartbeat": 30.0,
+        "min_free_disk": 0,
     }
     values.update(overrides)
     return Config(**values)

@@ -54,9 +54,13 @@ async def test_queue_full_answers_429_with_retry_after(
 
 
 async def test_too_little_free_disk_answers_507_before_storing(
-    make_client: ClientFactory, wav_bytes: bytes, tmp_path: Path
+    make_client: ClientFactory, wav_bytes: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = await make_client(min_free_disk=10**18)
+    # The operator hears of it at start, not only from refused uploads.
+    [started] = [r for r in caplog.records if "--min-free-disk" in r.getMessage()]
+    assert started.levelname == "WARNING"
+    assert "less than --min-free-disk (953674316406 MiB)" in started.getMessage()
     error = await assert_error(await upload(client, wav_bytes), 507, "DISK_FULL")
     assert "must stay free" in error["detail"]
     assert (await (await client.get("/api/tasks")).json())["tasks"] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openai
@@ -21,8 +21,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     yield from running_plumbing_server(tmp_path_factory.mktemp("openai"))
 
 
-def client(server: ServerProcess, **kwargs: object) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", **kwargs)  # type: ignore[arg-type]
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[Callable[..., openai.OpenAI]]:
+    """Makes official clients; each is closed after the test, failed or not (no socket left)."""
+    made: list[openai.OpenAI] = []
+
+    def make(**kwargs: object) -> openai.OpenAI:
+        made.append(openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    for api in made:
+        api.close()
 
 
 def tasks(server: ServerProcess) -> list[dict[str, object]]:
@@ -31,8 +41,8 @@ def tasks(server: ServerProcess) -> list[dict[str, object]]:
     return listed
 
 
-def test_formats(server: ServerProcess) -> None:
-    api = client(server)
+def test_formats(client: Callable[..., openai.OpenAI], server: ServerProcess) -> None:
+    api = client()
     audio = ("talk.wav", tone_wav(seconds=4.0), "audio/wav")
     result = api.audio.transcriptions.create(model="whisper-1", file=audio)
     assert result.text == "Plumbing segment 1. Plumbing segment 2."
@@ -70,8 +80,10 @@ def test_formats(server: ServerProcess) -> None:
     assert all(t["stage"] == "complete" for t in listed if t["filename"] == "talk.wav")
 
 
-def test_failure_has_openai_shape_and_no_retry(server: ServerProcess) -> None:
-    api = client(server)
+def test_failure_has_openai_shape_and_no_retry(
+    client: Callable[..., openai.OpenAI], server: ServerProcess
+) -> None:
+    api = client()
     with pytest.raises(openai.APIStatusError) as failed:
         api.audio.transcriptions.create(
             model="whisper-1", file=("notes.wav", b"not audio at all" * 30, "audio/wav")
@@ -84,8 +96,10 @@ def test_failure_has_openai_shape_and_no_retry(server: ServerProcess) -> None:
     assert body["message"] == "This file is not audio or video that the server can read."
 
 
-def test_unknown_or_repeated_fields_are_refused(server: ServerProcess) -> None:
-    api = client(server)
+def test_unknown_or_repeated_fields_are_refused(
+    client: Callable[..., openai.OpenAI], server: ServerProcess
+) -> None:
+    api = client()
     audio = ("a.wav", tone_wav(0.5), "audio/wav")
     with pytest.raises(openai.BadRequestError) as unknown:
         api.audio.transcriptions.create(model="whisper-1", file=audio, extra_body={"colour": "red"})
@@ -101,11 +115,13 @@ def test_unknown_or_repeated_fields_are_refused(server: ServerProcess) -> None:
     assert "plumbing" in str(text).lower()
 
 
-def test_retry_after_timeout_joins_the_same_task(server: ServerProcess, tmp_path: Path) -> None:
+def test_retry_after_timeout_joins_the_same_task(
+    client: Callable[..., openai.OpenAI], server: ServerProcess, tmp_path: Path
+) -> None:
     audio = tone_wav(seconds=6.0, freq=523.0)
     before = len(tasks(server))
     # The whole job takes about 1.5 s: the first try times out and the client retries.
-    api = client(server, timeout=1.0, max_retries=3)
+    api = client(timeout=1.0, max_retries=3)
     result = api.audio.transcriptions.create(
         model="whisper-1", file=("retry.wav", io.BytesIO(audio), "audio/wav")
     )

@@ -38,3 +38,15 @@ def check_disk(config: Config) -> None:
             "DISK_FULL",
             detail=f"{free} bytes free in the data folder; {config.min_free_disk} must stay free",
         )
+
+
+def disk_warning(config: Config) -> str | None:
+    """What to tell the operator at start when every upload would be refused for disk space."""
+    free = shutil.disk_usage(config.data_dir).free
+    if free >= config.min_free_disk:
+        return None
+    return (
+        f"the data folder has {free / 2**20:.0f} MiB free, less than --min-free-disk "
+        f"({config.min_free_disk / 2**20:.0f} MiB): new tasks get 507 DISK_FULL until space "
+        "is freed or the setting is lowered"
+    )

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import WSCloseCode, web
 
 from transcriber.config import Config
+from transcriber.jobs.admission import disk_warning
 from transcriber.jobs.engine import make_executor
 from transcriber.jobs.hub import Hub
 from transcriber.jobs.runner import Runner
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     config.files_dir.mkdir(parents=True, exist_ok=True)
+    if warning := disk_warning(config):
+        log.warning(warning)
     store = await Store.open(config.db_path)
     app[STORE] = store
     app[TASKS] = Tasks(store, app[HUB], config.files_dir)
