@@ -7,6 +7,7 @@ one that never gives control back (only the kill after the grace period stops it
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import pytest
@@ -135,3 +136,4 @@ async def test_cancel_while_the_real_model_loads(make_client: ClientFactory, tmp
     assert worker_pid(client) == pid
     text = await (await client.get(f"/api/tasks/{second}/transcript?format=txt")).text()
     assert "lazy dog" in text.lower()
+    shutil.rmtree(tmp_path / "models")  # 145 MB; a CI runner may have little disk to spare
