@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -36,5 +37,25 @@ async def test_update_saves_then_publishes_and_record_is_quiet(tmp_path: Path) -
         )
         with pytest.raises(ValueError, match="would change the snapshot"):
             await tasks.record(task.id, detail="sneaky")
+    finally:
+        await store.close()
+
+
+async def test_a_read_under_way_when_the_task_is_deleted_finds_it_gone(tmp_path: Path) -> None:
+    # A GET that read the row just before a DELETE (or a retention sweep) removed it must not
+    # put the task back in memory: it answered 200 with the deleted task from then on.
+    store = await Store.open(tmp_path / "db.sqlite3")
+    try:
+        hub = Hub()
+        tasks = Tasks(store, hub, tmp_path / "files")
+        task = await tasks.create("a.wav", {}, ".wav")
+        await tasks.update(task.id, stage=Stage.COMPLETE)
+        tasks = Tasks(store, hub, tmp_path / "files")  # as after a restart: nothing in memory
+        reading = asyncio.create_task(tasks.get(task.id))
+        await asyncio.sleep(0)  # the read is under way
+        await tasks.delete(task.id)
+        assert await reading is None
+        assert tasks.current(task.id) is None and await tasks.get(task.id) is None
+        assert hub.latest(task.id) is None
     finally:
         await store.close()

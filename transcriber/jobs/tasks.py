@@ -44,6 +44,8 @@ class Tasks:
         self.uploads: dict[str, float] = {}
         # Changed while the disk was full: shown, and written by flush() once there is room.
         self._unsaved: set[str] = set()
+        # Deletions begun so far: a read that overlapped one reads again (see get()).
+        self._deletions = 0
 
     def work_dir(self, task_id: str) -> Path:
         return self.files_dir / task_id
@@ -54,7 +56,13 @@ class Tasks:
     async def get(self, task_id: str) -> Task | None:
         task = self._cache.get(task_id)
         if task is None:
-            task = await self.store.get(task_id)
+            while True:
+                deletions = self._deletions
+                task = await self.store.get(task_id)
+                # A deletion that began while the row was read may have come after the read:
+                # read again (behind the DELETE), or a deleted task comes back to memory.
+                if deletions == self._deletions:
+                    break
             # A change made while the row was read (a cancel) is newer than the row.
             task = self._cache.get(task_id) or task
             if task is not None:
@@ -193,6 +201,7 @@ class Tasks:
         self._cache.pop(task_id, None)
         self.uploads.pop(task_id, None)
         self._finished.pop(task_id, None)
+        self._deletions += 1  # before the DELETE is queued, so a read after it sees it done
         await self.store.delete(task_id)
         self.hub.forget(task_id)
         shutil.rmtree(self.work_dir(task_id), ignore_errors=True)
