@@ -87,6 +87,9 @@ class Config:
     hotwords_file: Path | None = setting(
         None, "names and words Whisper should expect, one a line: every task's default hotwords"
     )
+    retention_days: float | None = setting(
+        None, "finished tasks untouched this many days are deleted with their files (default: kept)"
+    )
     max_queue: int = setting(1000, "waiting tasks; more are refused with 429 QUEUE_FULL")
     min_free_disk: int = setting(
         1024**3, "bytes that must stay free in the data folder; below, 507 DISK_FULL (1 GiB)"
@@ -123,7 +126,13 @@ class Config:
             raise ValueError("heartbeat must be positive")
         if self.max_upload_bytes < 1:
             raise ValueError("max_upload_bytes must be positive")
-        for name in ("cancel_grace", "stall_timeout", "upload_timeout", "job_timeout"):
+        for name in (
+            "cancel_grace",
+            "stall_timeout",
+            "upload_timeout",
+            "job_timeout",
+            "retention_days",
+        ):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive")

@@ -3,7 +3,8 @@
 It owns attempts, task state, cancel and the watchdog; the executor only runs what it is
 handed. One loop per executor slot takes the next task from the queue and runs it there; one
 watchdog loop kills jobs that were asked to stop and did not (jobs/supervise.py), fails jobs
-past their limits with JOB_TIMEOUT, and fails uploads that stopped sending.
+past their limits with JOB_TIMEOUT, and fails uploads that stopped sending. With
+--retention-days, one more loop deletes old finished tasks (jobs/retention.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from transcriber.jobs.jobspec import build_job
 from transcriber.jobs.local import LocalExecutor
 from transcriber.jobs.queue import JobQueue, ordinal_in_queue
 from transcriber.jobs.recovery import recover, resume_or_fail
+from transcriber.jobs.retention import BATCH, expire_tasks, sweep_interval
 from transcriber.jobs.supervise import Running, Stop, job_limit
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.upload import expire_uploads
@@ -58,6 +60,8 @@ class Runner:
             self._loops.append(asyncio.create_task(self._slot(index)))
         self._loops.append(asyncio.create_task(self._watch()))
         await recover(self.tasks, self.enqueue, self.config.max_attempts)
+        if self.config.retention_days is not None:
+            self._loops.append(asyncio.create_task(self._expire(self.config.retention_days)))
 
     async def stop(self) -> None:
         for loop in self._loops:
@@ -240,6 +244,16 @@ class Runner:
                 await self.tasks.flush()
             except Exception:
                 log.exception("watchdog: uploads and unsaved changes")
+
+    async def _expire(self, days: float) -> None:
+        while True:
+            try:
+                deleted = await expire_tasks(self.tasks.store, self.delete, days)
+            except Exception:
+                log.exception("retention sweep")
+                deleted = 0
+            if deleted < BATCH:
+                await asyncio.sleep(sweep_interval(days))
 
     async def _supervise(self, running: Running, now: float) -> None:
         why = running.overdue(now, self.config.stall_timeout)

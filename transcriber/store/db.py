@@ -237,6 +237,16 @@ class Store:
             rows = await cur.fetchall()
         return [_row_to_task(r) for r in rows]
 
+    async def finished_before(self, cutoff: str, limit: int) -> list[str]:
+        """Ids of tasks in a terminal stage last changed before `cutoff`, oldest first."""
+        async with self._db.execute(
+            "SELECT id FROM tasks WHERE stage IN (?, ?, ?) AND updated_at < ?"
+            " ORDER BY updated_at, rowid LIMIT ?",
+            (Stage.COMPLETE.value, Stage.FAILED.value, Stage.CANCELLED.value, cutoff, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [str(r["id"]) for r in rows]
+
     async def find_by_key(self, key: str, exclude: str, since: str) -> Task | None:
         """The newest task made since `since` by the same request, not failed or cancelled."""
         async with self._db.execute(
