@@ -16,6 +16,7 @@ from transcriber.jobs.retention import expire_tasks, sweep_interval
 from transcriber.protocol.stages import Stage
 from transcriber.store.db import Store
 from transcriber.store.task import Task, iso
+from transcriber.store.transcripts import Revision, TranscriptStore
 from transcriber.web.keys import CONFIG
 
 from .conftest import ClientFactory, tone_wav, upload, wait_for_stage
@@ -129,3 +130,20 @@ async def test_the_sweep_deletes_a_task_once_it_has_been_finished_that_long(
             seen.append(await asyncio.wait_for(ws.receive_json(), 10))
         assert seen[-1] == {"type": "deleted", "task_id": task["id"]}
     assert not (client.server.app[CONFIG].files_dir / task["id"]).exists()
+
+
+async def test_an_edit_saved_after_its_task_was_deleted_leaves_no_rows(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "t.sqlite3")
+    transcripts = TranscriptStore(store.db)
+    await store.save(Task("kept", "kept.wav", "source.wav", stage=Stage.COMPLETE))
+    await store.save(Task("gone", "gone.wav", "source.wav", stage=Stage.COMPLETE))
+    await store.delete("gone")
+    for task_id in ("kept", "gone"):
+        revision = Revision(task_id, 1, 1, "edit", "2026-11-30T00:00:00.000Z", {"segments": []})
+        await transcripts.add(revision, [(0, 0.0, 1.0, None, "words")])
+    assert await transcripts.latest("gone") is None
+    kept = await transcripts.latest("kept")
+    assert kept is not None and kept.revision == 1
+    assert rows(tmp_path / "t.sqlite3", "SELECT task_id FROM revisions") == [("kept",)]
+    assert rows(tmp_path / "t.sqlite3", "SELECT task_id, text FROM segments") == [("kept", "words")]
+    await store.close()

@@ -122,21 +122,23 @@ class TranscriptStore:
         """Save a new revision and make its segments the searchable ones, in one transaction.
 
         `segments` are (index, start, end, speaker name, text) rows. A revision number that is
-        taken raises sqlite3.IntegrityError and changes nothing.
+        taken raises sqlite3.IntegrityError and changes nothing; a deleted task's saves nothing.
         """
         if len(segments) > MAX_SEGMENTS:
             raise ValueError(f"{len(segments)} segments; the index holds {MAX_SEGMENTS} a task")
         try:
+            # Only for a task that still exists: an edit that lost the race with a DELETE (or
+            # a retention sweep) leaves no revision behind that nothing would ever remove.
             await self._db.execute(
                 "INSERT INTO revisions (task_id, revision, attempt, source, created_at, data)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " SELECT id, ?, ?, ?, ?, ? FROM tasks WHERE id = ?",
                 (
-                    revision.task_id,
                     revision.revision,
                     revision.attempt,
                     revision.source,
                     revision.created_at,
                     json.dumps(revision.data, ensure_ascii=False),
+                    revision.task_id,
                 ),
             )
             await self._db.execute("DELETE FROM segments WHERE task_id = ?", (revision.task_id,))
