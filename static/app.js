@@ -157,6 +157,26 @@ window.addEventListener("hashchange", () => {
 
 window.__transcriber = { settings, attempts: connection.attempts };
 
+// --retention-days: say that finished tasks go, so nobody wonders where one went.
+function duration(days) {
+  if (days >= 1) {
+    const n = Math.round(days * 10) / 10;
+    return n === 1 ? "1 day" : `${n} days`;
+  }
+  const hours = Math.max(1, Math.round(days * 24));
+  return hours === 1 ? "1 hour" : `${hours} hours`;
+}
+
+async function showRetention() {
+  const health = await api.get("/api/health").catch(() => null);
+  const days = health?.retention_days;
+  const note = $("retention");
+  note.hidden = !(typeof days === "number" && days > 0);
+  if (!note.hidden) {
+    note.textContent = `Finished tasks are deleted ${duration(days)} after their last change.`;
+  }
+}
+
 let started = false;
 
 function start() {
@@ -172,6 +192,7 @@ function start() {
   upload.start();
   connection.start();
   loadTasks();
+  showRetention();
 }
 
 function askToken() {

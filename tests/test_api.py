@@ -236,6 +236,7 @@ async def test_health(client: Any) -> None:
     assert body["status"] == "ok"
     assert body["workers"] == {"busy": 0, "total": 1}
     assert (body["queue"], body["pipeline"], body["model"]) == (0, "plumbing", "base")
+    assert body["retention_days"] is None
 
 
 async def test_audio_download_supports_range(client: Any, wav_bytes: bytes) -> None:

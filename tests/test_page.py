@@ -313,6 +313,7 @@ def test_upload_to_complete(page: Page, start_server: StartServer, wav_file: Pat
     assert stranger.request.get(f"{server.url}/api/tasks").status == 401
     stranger.close()
     assert token not in page.url
+    expect(page.locator("#retention")).to_be_hidden()  # no --retention-days: nothing is deleted
     shot(page, "complete-with-timeline.png")
 
     # Past tasks survive a reload; the selected task comes back from the address.
@@ -596,7 +597,7 @@ def test_uploaded_html_or_svg_never_runs(
 def test_show_more_deleted_elsewhere_and_error_frames(
     page: Page, start_server: StartServer
 ) -> None:
-    server = start_server()
+    server = start_server("--retention-days", "30")
     ids = []
     for index in range(55):
         made = page.request.post(f"{server.url}/api/tasks", data={"filename": f"f{index:02d}.wav"})
@@ -621,6 +622,10 @@ def test_show_more_deleted_elsewhere_and_error_frames(
     expect(cards).to_have_count(50)
     expect(task_card(page, "f54.wav")).to_be_visible()
     expect(task_card(page, "f00.wav")).to_have_count(0)
+    # With --retention-days the list says that finished tasks go (the others never show it).
+    retention = page.locator("#retention")
+    expect(retention).to_be_visible()
+    expect(retention).to_have_text("Finished tasks are deleted 30 days after their last change.")
     more = page.get_by_role("button", name="Show more")
     more.click()
     expect(cards).to_have_count(55)

@@ -248,5 +248,6 @@ async def health(request: web.Request) -> web.Response:
             "diarization": config.diarization,
             "workers": {"busy": runner.busy, "total": config.workers},
             "queue": runner.queue_length,
+            "retention_days": config.retention_days,
         }
     )
