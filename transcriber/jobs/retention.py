@@ -18,8 +18,8 @@ from transcriber.store.task import iso
 
 log = logging.getLogger(__name__)
 
-# At most this many deletions per sweep, so a first sweep over years of tasks does not hold
-# the event loop; the next sweep goes on.
+# At most this many deletions per sweep, so a first sweep over years of tasks goes in steps
+# of a bounded size; a full batch is followed by the next one at once.
 BATCH = 200
 # A sweep runs at start and then this often, or more often when the retention is shorter
 # (a quarter of it), so a task outlives its retention by at most that.
