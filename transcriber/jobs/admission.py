@@ -31,9 +31,15 @@ def check_queue(config: Config, waiting: int) -> None:
         raise error
 
 
-def check_disk(config: Config) -> None:
+def _free_if_short(config: Config) -> int | None:
+    """The bytes free in the data folder when under --min-free-disk; None when there is room."""
     free = shutil.disk_usage(config.data_dir).free
-    if free < config.min_free_disk:
+    return free if free < config.min_free_disk else None
+
+
+def check_disk(config: Config) -> None:
+    free = _free_if_short(config)
+    if free is not None:
         raise ApiError(
             "DISK_FULL",
             detail=f"{free} bytes free in the data folder; {config.min_free_disk} must stay free",
@@ -42,8 +48,8 @@ def check_disk(config: Config) -> None:
 
 def disk_warning(config: Config) -> str | None:
     """What to tell the operator at start when every upload would be refused for disk space."""
-    free = shutil.disk_usage(config.data_dir).free
-    if free >= config.min_free_disk:
+    free = _free_if_short(config)
+    if free is None:
         return None
     return (
         f"the data folder has {free / 2**20:.0f} MiB free, less than --min-free-disk "
