@@ -38,12 +38,15 @@ async def test_finished_tasks_leave_memory_unless_watched(tmp_path: Path) -> Non
         watcher = Watcher()
         hub.subscribe(watched.id, watcher)
         running = await tasks.create("running.wav", {}, ".wav")
+        await tasks.update(running.id, stage=Stage.QUEUED)
         await tasks.update(running.id, stage=Stage.TRANSCRIBING)
         ids = [watched.id]
         for index in range(3 * KEEP_FINISHED):
             task = await tasks.create(f"{index}.wav", {}, ".wav")
             ids.append(task.id)
         for task_id in ids:
+            await tasks.update(task_id, stage=Stage.QUEUED)
+            await tasks.update(task_id, stage=Stage.TRANSCRIBING)
             await tasks.update(task_id, stage=Stage.COMPLETE, progress=100)
         # The newest finished, the watched one and the running one stay; the rest left.
         assert len(tasks._cache) == KEEP_FINISHED + 2

@@ -128,8 +128,8 @@ async def idle(runner: Runner, timeout: float = 20) -> None:
 async def test_cancel_while_queued_never_starts(make_runner: MakeRunner) -> None:
     runner, tasks, executor = await make_runner()
     first, second = await new_task(tasks), await new_task(tasks)
-    await runner.enqueue(first.id)
-    await runner.enqueue(second.id)
+    await runner.enqueue(first.id, (Stage.UPLOADING,))
+    await runner.enqueue(second.id, (Stage.UPLOADING,))
     await asyncio.wait_for(executor.running.wait(), 10)
     await runner.cancel(second.id)
     executor.finish(first.id)
@@ -157,8 +157,8 @@ async def test_cancel_just_after_dequeue_never_submits(make_runner: MakeRunner) 
     runner, tasks, executor = await make_runner(hook=cancel_on_dequeue)
     target, after = await new_task(tasks), await new_task(tasks)
     targets.append(target.id)
-    await runner.enqueue(target.id)
-    await runner.enqueue(after.id)
+    await runner.enqueue(target.id, (Stage.UPLOADING,))
+    await runner.enqueue(after.id, (Stage.UPLOADING,))
     await asyncio.wait_for(executor.running.wait(), 10)
     assert executor.started == [after.id]  # the slot went straight to the next task
     executor.finish(after.id)
@@ -178,8 +178,8 @@ async def test_cancel_while_the_start_is_written_never_submits(make_runner: Make
             await runner.cancel(task.id)
 
     tasks.store.save = save_then_cancel  # type: ignore[method-assign]
-    await runner.enqueue(target.id)
-    await runner.enqueue(after.id)
+    await runner.enqueue(target.id, (Stage.UPLOADING,))
+    await runner.enqueue(after.id, (Stage.UPLOADING,))
     await asyncio.wait_for(executor.running.wait(), 10)
     assert executor.started == [after.id]
     executor.finish(after.id)
@@ -193,7 +193,7 @@ async def test_cancel_while_the_start_is_written_never_submits(make_runner: Make
 async def test_cooperative_cancel_frees_the_slot_without_a_kill(make_runner: MakeRunner) -> None:
     runner, tasks, executor = await make_runner()
     task = await new_task(tasks)
-    await runner.enqueue(task.id)
+    await runner.enqueue(task.id, (Stage.UPLOADING,))
     await asyncio.wait_for(executor.running.wait(), 10)
     await runner.cancel(task.id)
     await idle(runner)
@@ -207,8 +207,8 @@ async def test_stuck_job_is_killed_after_the_grace_and_the_next_runs(
     # Stuck before its first progress (loading a model): only the kill stops it.
     runner, tasks, executor = await make_runner(cooperative=False, cancel_grace=0.5)
     stuck, after = await new_task(tasks), await new_task(tasks)
-    await runner.enqueue(stuck.id)
-    await runner.enqueue(after.id)
+    await runner.enqueue(stuck.id, (Stage.UPLOADING,))
+    await runner.enqueue(after.id, (Stage.UPLOADING,))
     await asyncio.wait_for(executor.running.wait(), 10)
     executor.running.clear()
     await runner.cancel(stuck.id)
@@ -230,7 +230,7 @@ async def test_delete_of_a_stuck_job_kills_it_before_removing_files(
 ) -> None:
     runner, tasks, executor = await make_runner(cooperative=False, cancel_grace=0.3)
     task = await new_task(tasks)
-    await runner.enqueue(task.id)
+    await runner.enqueue(task.id, (Stage.UPLOADING,))
     await asyncio.wait_for(executor.running.wait(), 10)
     folder = tasks.work_dir(task.id)
     await runner.delete(task.id)
@@ -243,7 +243,7 @@ async def test_delete_of_a_stuck_job_kills_it_before_removing_files(
 async def test_watchdog_fails_a_silent_job_with_job_timeout(make_runner: MakeRunner) -> None:
     runner, tasks, executor = await make_runner(cooperative=False, stall_timeout=0.5)
     task = await new_task(tasks)
-    await runner.enqueue(task.id)
+    await runner.enqueue(task.id, (Stage.UPLOADING,))
     failed = await settled(tasks, task.id, Stage.FAILED)
     assert failed.error is not None
     assert (failed.error["code"], failed.error["stage"]) == ("JOB_TIMEOUT", "transcribing")
@@ -256,7 +256,7 @@ async def test_watchdog_fails_a_silent_job_with_job_timeout(make_runner: MakeRun
 async def test_watchdog_fails_a_job_past_its_time_limit(make_runner: MakeRunner) -> None:
     runner, tasks, executor = await make_runner(job_timeout=1.0, stall_timeout=60)
     task = await new_task(tasks)
-    await runner.enqueue(task.id)
+    await runner.enqueue(task.id, (Stage.UPLOADING,))
     await asyncio.wait_for(executor.running.wait(), 10)
     assert executor.sink is not None
     for pct in range(1, 100):  # progress keeps coming: only the time limit applies

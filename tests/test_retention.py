@@ -61,8 +61,9 @@ async def test_store_lists_only_finished_tasks_older_than_the_cutoff(tmp_path: P
     assert await store.finished_before(cutoff, 1) == ["failed-old"]
     deleted: list[str] = []
 
-    async def delete(task_id: str) -> None:
+    async def delete(task_id: str, cutoff: str) -> bool:
         deleted.append(task_id)
+        return True
 
     now = datetime(2026, 3, 31, tzinfo=UTC)
     assert await expire_tasks(store, delete, 30, now) == 3

@@ -20,7 +20,7 @@ async def test_update_saves_then_publishes_and_record_is_quiet(tmp_path: Path) -
         tasks = Tasks(store, hub, tmp_path / "files")
         task = await tasks.create("a.wav", {"diarize": True}, ".wav")
         assert (task.seq, hub.latest(task.id)["seq"]) == (1, 1)  # type: ignore[index]
-        task = await tasks.update(task.id, stage=Stage.TRANSCRIBING, detail="Reading audio")
+        task = await tasks.update(task.id, stage=Stage.QUEUED, detail="Reading audio")
         saved = await store.get(task.id)
         assert saved is not None and (saved.seq, saved.detail) == (2, "Reading audio")
         assert hub.latest(task.id)["detail"] == "Reading audio"  # type: ignore[index]
@@ -49,7 +49,8 @@ async def test_a_read_under_way_when_the_task_is_deleted_finds_it_gone(tmp_path:
         hub = Hub()
         tasks = Tasks(store, hub, tmp_path / "files")
         task = await tasks.create("a.wav", {}, ".wav")
-        await tasks.update(task.id, stage=Stage.COMPLETE)
+        for stage in (Stage.QUEUED, Stage.TRANSCRIBING, Stage.COMPLETE):
+            await tasks.update(task.id, stage=stage)
         tasks = Tasks(store, hub, tmp_path / "files")  # as after a restart: nothing in memory
         reading = asyncio.create_task(tasks.get(task.id))
         await asyncio.sleep(0)  # the read is under way

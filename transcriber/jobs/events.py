@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from transcriber.jobs.executor import Event, Progress, StageDone
 from transcriber.jobs.tasks import Tasks
 from transcriber.protocol.stages import Stage, stage_weights
@@ -17,7 +19,7 @@ async def apply_event(tasks: Tasks, task: Task, event: Event) -> None:
 
 
 async def _stage_done(tasks: Tasks, task: Task, event: StageDone) -> None:
-    changes = {
+    changes: dict[str, Any] = {
         "done_stages": sorted(set(task.done_stages) | {event.stage}),
         "timings": task.timings | {event.stage: event.seconds},
     }

@@ -106,9 +106,14 @@ class Executor(Protocol):
 @runtime_checkable
 class Limited(Protocol):
     """An executor whose places come and go (a cluster's machines): the coordinator takes no
-    more jobs from the queue than `room()` says it can run now. Without it: `slots`."""
+    more jobs from the queue than `room()` says it can run now. Without it: `slots`.
+
+    `watch_room(callback)` registers a plain function the executor calls (on the event loop)
+    whenever `room()` may have grown, so that waiting slot loops wake instead of polling."""
 
     def room(self) -> int: ...
+
+    def watch_room(self, callback: Callable[[], None]) -> None: ...
 
 
 __all__ = [

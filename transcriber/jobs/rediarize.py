@@ -54,7 +54,11 @@ async def rediarize(
         work = tasks.work_dir(task_id)
         if not stage_output(work, Stage.ALIGNING.value).exists():
             raise ApiError("CONFLICT", "The saved alignment of this task is gone.")
-        stage_output(work, Stage.DIARIZING.value).unlink(missing_ok=True)
         done = [s for s in task.done_stages if s != Stage.DIARIZING.value]
-        await tasks.update(task_id, options=options, done_stages=done, error=None)
-        return await runner.enqueue(task_id)
+        queued = await runner.enqueue(
+            task_id, (Stage.COMPLETE,), options=options, done_stages=done, interruptions=0
+        )
+        # Only once it is queued (a task that changed meanwhile keeps its speakers), and
+        # before any await, so no slot can start the job first.
+        stage_output(work, Stage.DIARIZING.value).unlink(missing_ok=True)
+        return queued

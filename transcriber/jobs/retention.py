@@ -31,13 +31,19 @@ def sweep_interval(days: float) -> float:
 
 
 async def expire_tasks(
-    store: Store, delete: Callable[[str], Awaitable[None]], days: float, now: datetime | None = None
+    store: Store,
+    expire: Callable[[str, str], Awaitable[bool]],
+    days: float,
+    now: datetime | None = None,
 ) -> int:
-    """Delete the finished tasks last changed more than `days` ago; return how many."""
+    """Delete the finished tasks last changed more than `days` ago; return how many were
+    picked. `expire(task_id, cutoff)` checks each again right before deleting it: one retried
+    or re-run since it was picked stays."""
     cutoff = iso((now or datetime.now(UTC)) - timedelta(days=days))
     ids = await store.finished_before(cutoff, BATCH)
+    deleted = 0
     for task_id in ids:
-        await delete(task_id)
+        deleted += await expire(task_id, cutoff)
     if ids:
-        log.info("retention: deleted %d finished tasks last changed before %s", len(ids), cutoff)
-    return len(ids)
+        log.info("retention: deleted %d finished tasks last changed before %s", deleted, cutoff)
+    return deleted

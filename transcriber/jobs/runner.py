@@ -12,19 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import suppress
+from typing import Any
 
 from transcriber.config import Config
 from transcriber.jobs.events import apply_event
 from transcriber.jobs.executor import Event, Executor, Limited, NodeLost, WorkerLost
+from transcriber.jobs.hotwords import HotwordsFile
 from transcriber.jobs.jobspec import build_job
 from transcriber.jobs.local import LocalExecutor
 from transcriber.jobs.queue import JobQueue, ordinal_in_queue
 from transcriber.jobs.recovery import recover, resume_or_fail
 from transcriber.jobs.retention import BATCH, expire_tasks, sweep_interval
 from transcriber.jobs.supervise import Running, Stop, job_limit
-from transcriber.jobs.tasks import Tasks
+from transcriber.jobs.tasks import MoveRefused, Tasks
 from transcriber.jobs.upload import expire_uploads
 from transcriber.protocol.stages import Stage, pipeline_stages, stage_weights
 from transcriber.store.task import Task
@@ -35,8 +37,8 @@ log = logging.getLogger(__name__)
 
 # How often the watchdog looks: a stop asked for is enforced within this of its grace period.
 TICK = 0.25
-# How often a slot loop looks again for a free place on a cluster that has none.
-ROOM_POLL = 0.05
+# How long a slot loop waits after an error in the runner before it takes the next task.
+SLOT_PAUSE = 1.0
 
 
 class Runner:
@@ -45,7 +47,11 @@ class Runner:
         self.tasks = tasks
         self.executor: Executor = executor or LocalExecutor(config.workers)
         self.queue = JobQueue()
+        self.hotwords = HotwordsFile(config.hotwords_file)
+        # The live attempt of each task, and every attempt whose process may still run.
         self._running: dict[str, Running] = {}
+        self._jobs: set[Running] = set()
+        self._room_changed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._claimed = 0
         # Called with each task that completes (the transcript index); its failure is logged,
@@ -56,6 +62,8 @@ class Runner:
 
     async def start(self) -> None:
         await self.executor.start(self._on_event)
+        if isinstance(self.executor, Limited):
+            self.executor.watch_room(self._room_changed.set)
         for index in range(self.executor.slots):
             self._loops.append(asyncio.create_task(self._slot(index)))
         self._loops.append(asyncio.create_task(self._watch()))
@@ -79,23 +87,29 @@ class Runner:
 
     @property
     def busy(self) -> int:
-        return len(self._running)
+        return len(self._jobs)
 
-    async def enqueue(self, task_id: str) -> Task:
-        current = await self.tasks.get(task_id)
-        if current is None:
+    async def enqueue(self, task_id: str, expect: Collection[Stage], **changes: Any) -> Task:
+        """Queue the task, if its stage is one of `expect` (else MoveRefused, 409): checked
+        and changed with no await between, so of two racing callers exactly one queues it.
+        `changes` are made in the same step (a retry's reset, a re-run's options)."""
+        if await self.tasks.get(task_id) is None:
             raise KeyError(task_id)
+        current = self.tasks.current(task_id)
+        seq = current.seq if current is not None else 0
         position = len(self.queue) + 1
         # Queued (and written) before it can be taken: a slot runs only queued tasks. The floor
         # leaves room for the position to move up once per task ahead, shown without a write.
         task = await self.tasks.update(
             task_id,
+            expect=expect,
             stage=Stage.QUEUED,
             progress=0,
             stage_progress=0,
             detail=ordinal_in_queue(position),
             error=None,
-            seq_floor=current.seq + position + 2,
+            seq_floor=seq + position + 2,
+            **changes,
         )
         await self.queue.put(task_id)
         return task
@@ -122,76 +136,115 @@ class Runner:
         task = await self.tasks.get(task_id)
         if task is None or task.stage.terminal:
             return
+        try:
+            await self.tasks.fail(task_id, "CANCELLED", "", "cancelled by request", Stage.CANCELLED)
+        except MoveRefused:
+            return  # it finished while the cancel was being written
         if self.queue.remove(task_id):
             await self._positions_moved()
         self._ask_stop(task_id, Stop.CANCEL, "cancelled by request")
-        await self.tasks.fail(task_id, "CANCELLED", "", "cancelled by request", Stage.CANCELLED)
 
     async def delete(self, task_id: str) -> None:
-        """Cancel, wait until the job has stopped (at most the grace period), then remove the
-        task and its files: a worker never runs on after its files are gone."""
+        """Cancel, wait until every attempt's job has stopped (at most the grace period), then
+        remove the task and its files: a worker never runs on after its files are gone."""
         await self.cancel(task_id)
-        running = self._running.get(task_id)
-        if running is not None:
+        for running in self._attempts(task_id):
             await running.ended.wait()
         await self.tasks.delete(task_id)
 
+    async def expire(self, task_id: str, cutoff: str) -> bool:
+        """Delete the task if it is still finished and untouched since `cutoff` (retention):
+        checked right before the delete, with no await between, so a task retried or re-run
+        since it was picked stays."""
+        if await self.tasks.get(task_id) is None:
+            return False
+        task = self.tasks.current(task_id)
+        if task is None or not task.stage.terminal or task.updated_at >= cutoff:
+            return False
+        if self._attempts(task_id):
+            return False  # a stopped attempt is still going away: next sweep
+        await self.tasks.delete(task_id)
+        return True
+
+    def _attempts(self, task_id: str) -> list[Running]:
+        return [running for running in self._jobs if running.task_id == task_id]
+
     def _ask_stop(self, task_id: str, stop: Stop, why: str) -> None:
-        running = self._running.get(task_id)
-        if running is None or not running.ask_stop(stop, why, self.config.cancel_grace):
-            return
-        if running.job is not None:
-            self.executor.cancel(running.job)
+        for running in self._attempts(task_id):
+            if running.ask_stop(stop, why, self.config.cancel_grace) and running.job is not None:
+                self.executor.cancel(running.job)
 
     # -- running a job ---------------------------------------------------------------------
 
     async def _slot(self, index: int) -> None:
+        # Survives any error: a slot loop that ended would leave the server taking uploads
+        # and running nothing.
         while True:
             await self._claim_room()
             try:
                 await self._take(index)
+            except Exception:
+                log.exception("slot %d: error in the runner; the slot goes on", index)
+                await asyncio.sleep(SLOT_PAUSE)
             finally:
                 self._claimed -= 1
+                self._room_changed.set()
 
     async def _claim_room(self) -> None:
         # A cluster may have fewer free places than slot loops: the queue stays here until
-        # one is free (checked and claimed with no await between).
+        # one is free (checked and claimed with no await between). The executor wakes the
+        # loops when it has more room; a slot that ends its job wakes them too.
         while self._claimed >= self._room():
-            await asyncio.sleep(ROOM_POLL)
+            self._room_changed.clear()
+            await self._room_changed.wait()
         self._claimed += 1
 
     def _room(self) -> int:
         if isinstance(self.executor, Limited):
-            return self.executor.room()
+            try:
+                return self.executor.room()
+            except Exception:
+                log.exception("the executor could not say how much room it has")
+                return 0
         return self.executor.slots
 
     async def _take(self, index: int) -> None:
         task_id = await self.queue.get()
-        # Tracked before any await: a cancel from now on finds the job (supervise.py).
+        earlier = self._attempts(task_id)
+        # Tracked before any await: a cancel from now on finds the job (supervise.py). An
+        # attempt stays tracked until its process is gone, even once a retry has replaced it.
         running = self._running[task_id] = Running(task_id, index)
+        self._jobs.add(running)
         try:
+            for old in earlier:
+                # A stopped attempt still running in this task's folder: it is killed within
+                # the grace period; the new one starts after it.
+                await old.ended.wait()
             await self._positions_moved()
             await self._run(running)
         except KeyError:
             log.info("task %s was deleted while it ran", task_id)
         except Exception:
             log.exception("job for task %s failed in the runner", task_id)
-            with suppress(KeyError):
+            with suppress(KeyError, MoveRefused):
                 await self._fail(task_id, "INTERNAL", "runner error")
         finally:
+            self._jobs.discard(running)
             if self._running.get(task_id) is running:
                 del self._running[task_id]
             running.ended.set()
 
     async def _run(self, running: Running) -> None:
         task_id = running.task_id
+        # Before the task is read: from its check to its start nothing may await.
+        words = await self.hotwords.words()
         task = await self.tasks.get(task_id)
         if task is None or task.stage != Stage.QUEUED or running.stop is not None:
             return
         stages = [s for s in pipeline_stages(task.options) if s.value not in task.done_stages]
         first = stages[0] if stages else Stage.DIARIZING
         attempt = task.attempt + 1
-        running.job = build_job(self.config, self.tasks, task, attempt)
+        running.job = build_job(self.config, self.tasks, task, attempt, words)
         await self.tasks.update(
             task_id,
             attempt=attempt,
@@ -234,7 +287,7 @@ class Runner:
         while True:
             await asyncio.sleep(TICK)
             now = time.monotonic()
-            for running in list(self._running.values()):
+            for running in list(self._jobs):
                 try:
                     await self._supervise(running, now)
                 except Exception:
@@ -248,7 +301,7 @@ class Runner:
     async def _expire(self, days: float) -> None:
         while True:
             try:
-                deleted = await expire_tasks(self.tasks.store, self.delete, days)
+                deleted = await expire_tasks(self.tasks.store, self.expire, days)
             except Exception:
                 log.exception("retention sweep")
                 deleted = 0

@@ -35,7 +35,7 @@ class Stop(Enum):
     TIMEOUT = "timeout"  # the watchdog: the task fails JOB_TIMEOUT
 
 
-@dataclass
+@dataclass(eq=False)  # one per attempt, told apart by identity (kept in a set)
 class Running:
     task_id: str
     slot: int

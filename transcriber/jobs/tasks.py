@@ -7,18 +7,41 @@ import itertools
 import logging
 import secrets
 import shutil
+import sqlite3
 import time
 from collections import OrderedDict
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from transcriber.jobs.hub import Hub
 from transcriber.protocol.errors import CODES, ApiError, reference, scrub
-from transcriber.protocol.stages import Stage
-from transcriber.store.db import DiskFull, Store
+from transcriber.protocol.stages import Stage, may_move
+from transcriber.store.db import Store
 from transcriber.store.task import Task, task_json
+from transcriber.store.transaction import DiskFull
 
 log = logging.getLogger(__name__)
+
+
+def _transient(exc: sqlite3.OperationalError) -> bool:
+    """A write that may work a moment later: another program holds the database (an operator's
+    VACUUM or backup), past the connection's busy timeout."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+class MoveRefused(ApiError):
+    """A change of stage that the task's current stage does not allow (MOVES), or that the
+    caller did not expect: answered 409 CONFLICT, and nothing changed."""
+
+    def __init__(self, task: Task, new: Stage | None) -> None:
+        to = f" -> {new.value}" if new is not None else ""
+        super().__init__(
+            "CONFLICT",
+            f"The task is {task.stage.value} now, so this cannot be done.",
+            f"stage {task.stage.value}{to} refused",
+        )
+        self.stage = task.stage
 
 
 def new_task_id() -> str:
@@ -97,13 +120,25 @@ class Tasks:
         self.hub.publish(task_json(task))
         return task
 
-    async def update(self, task_id: str, **changes: Any) -> Task:
-        """Apply changes to the current state; the seq is taken before any await."""
+    async def update(
+        self, task_id: str, *, expect: Collection[Stage] | None = None, **changes: Any
+    ) -> Task:
+        """Apply changes to the current state; the seq is taken before any await.
+
+        A new stage must be a move MOVES allows from the current one, and with `expect` the
+        current stage must be one of those: checked and changed with no await between, so
+        two callers that both checked the stage earlier cannot both make their move.
+        """
         current = self._cache.get(task_id)
         if current is None:
             current = await self.get(task_id)
             if current is None:
                 raise KeyError(task_id)
+        new = changes.get("stage")
+        if (expect is not None and current.stage not in expect) or (
+            new is not None and not may_move(current.stage, new)
+        ):
+            raise MoveRefused(current, new)
         task = current.changed(**changes)
         self._cache[task_id] = task
         await self._save(task)
@@ -158,9 +193,11 @@ class Tasks:
     async def _save(self, task: Task) -> None:
         try:
             await self.store.save(task)
-        except DiskFull:
+        except (DiskFull, sqlite3.OperationalError) as exc:
+            if not isinstance(exc, DiskFull) and not _transient(exc):
+                raise
             # The database stays whole; the change is shown now and written by flush().
-            log.error("task %s: disk full, its change waits to be written", task.id)
+            log.error("task %s: %s, its change waits to be written", task.id, exc)
             self._unsaved.add(task.id)
         else:
             self._unsaved.discard(task.id)
@@ -177,7 +214,13 @@ class Tasks:
                 return  # still full
 
     async def fail(
-        self, task_id: str, code: str, message: str, detail: str, ending: Stage = Stage.FAILED
+        self,
+        task_id: str,
+        code: str,
+        message: str,
+        detail: str,
+        ending: Stage = Stage.FAILED,
+        expect: Collection[Stage] | None = None,
     ) -> Task:
         """End the task (failed, or cancelled) with an error a client may read: the code's own
         message unless one is given, no server paths, and for INTERNAL only a reference to the
@@ -192,6 +235,7 @@ class Tasks:
         message, detail = scrub(message), scrub(detail)
         return await self.update(
             task_id,
+            expect=expect,
             stage=ending,
             detail=message,
             error={"code": code, "message": message, "detail": detail, "stage": stage},

@@ -38,6 +38,27 @@ class Stage(StrEnum):
 
 WORK_STAGES = (Stage.TRANSCRIBING, Stage.ALIGNING, Stage.DIARIZING)
 
+_ENDS = (Stage.FAILED, Stage.CANCELLED)
+# Every move a task's stage may make; jobs/tasks.py checks each change against it, with no
+# await between the check and the change. A work stage goes forward (a stage may be skipped:
+# its output was saved, or it is not asked for), back to the queue (a lost node resumes), or
+# ends. A finished task only goes back to the queue: a retry, or a re-run of diarization.
+MOVES: dict[Stage, frozenset[Stage]] = {
+    Stage.UPLOADING: frozenset({Stage.UPLOADING, Stage.QUEUED, *_ENDS}),
+    Stage.QUEUED: frozenset({Stage.QUEUED, *WORK_STAGES, *_ENDS}),
+    **{
+        stage: frozenset({*WORK_STAGES[index:], Stage.QUEUED, Stage.COMPLETE, *_ENDS})
+        for index, stage in enumerate(WORK_STAGES)
+    },
+    Stage.COMPLETE: frozenset({Stage.QUEUED}),
+    Stage.FAILED: frozenset({Stage.QUEUED}),
+    Stage.CANCELLED: frozenset({Stage.QUEUED}),
+}
+
+
+def may_move(old: Stage, new: Stage) -> bool:
+    return new in MOVES[old]
+
 
 def stage_weights(options: dict[str, Any]) -> dict[Stage, tuple[int, int]]:
     """Share of overall progress per work stage, as (start, width) in percent."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,10 @@ import aiosqlite
 
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
+from transcriber.store.transaction import transaction
 from transcriber.store.transcripts import MIGRATION as TRANSCRIPTS_MIGRATION
 
 log = logging.getLogger(__name__)
-
-
-class DiskFull(Exception):
-    """A write found the disk full; nothing of it was stored."""
 
 
 # Named, ordered migrations; PRAGMA user_version counts how many have been applied.
@@ -180,19 +176,12 @@ class Store:
         rowid that breaks ties in the created order.
         """
         placeholders = ", ".join("?" * len(COLUMNS.split(",")))
-        try:
-            await self._db.execute(
+        async with transaction(self._db) as db:
+            await db.execute(
                 f"INSERT INTO tasks ({COLUMNS}) VALUES ({placeholders})"
                 f" ON CONFLICT(id) DO UPDATE SET {_UPDATES}",
                 _task_to_row(task),
             )
-            await self._db.commit()
-        except sqlite3.OperationalError as exc:
-            if "full" not in str(exc):
-                raise
-            # SQLite keeps the file whole; the transaction is dropped and may be tried again.
-            await self._db.rollback()
-            raise DiskFull(str(exc)) from exc
 
     async def get(self, task_id: str) -> Task | None:
         async with self._db.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,)) as cur:
@@ -258,5 +247,5 @@ class Store:
         return _row_to_task(row) if row else None
 
     async def delete(self, task_id: str) -> None:
-        await self._db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
-        await self._db.commit()
+        async with transaction(self._db) as db:
+            await db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))

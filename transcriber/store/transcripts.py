@@ -16,6 +16,8 @@ from typing import Any
 
 import aiosqlite
 
+from transcriber.store.transaction import transaction
+
 MIGRATION = """
 CREATE TABLE revisions (
     task_id TEXT NOT NULL,
@@ -126,10 +128,10 @@ class TranscriptStore:
         """
         if len(segments) > MAX_SEGMENTS:
             raise ValueError(f"{len(segments)} segments; the index holds {MAX_SEGMENTS} a task")
-        try:
-            # Only for a task that still exists: an edit that lost the race with a DELETE (or
-            # a retention sweep) leaves no revision behind that nothing would ever remove.
-            await self._db.execute(
+        # Only for a task that still exists: an edit that lost the race with a DELETE (or a
+        # retention sweep) leaves no revision behind that nothing would ever remove.
+        async with transaction(self._db) as db:
+            await db.execute(
                 "INSERT INTO revisions (task_id, revision, attempt, source, created_at, data)"
                 " SELECT id, ?, ?, ?, ?, ? FROM tasks WHERE id = ?",
                 (
@@ -141,16 +143,12 @@ class TranscriptStore:
                     revision.task_id,
                 ),
             )
-            await self._db.execute("DELETE FROM segments WHERE task_id = ?", (revision.task_id,))
-            await self._db.executemany(
+            await db.execute("DELETE FROM segments WHERE task_id = ?", (revision.task_id,))
+            await db.executemany(
                 'INSERT INTO segments (rowid, task_id, idx, start, "end", speaker, text)'
                 f" SELECT (rowid << {TASK_SHIFT}) + ?, id, ?, ?, ?, ?, ? FROM tasks WHERE id = ?",
                 [(MAX_SEGMENTS - 1 - row[0], *row, revision.task_id) for row in segments],
             )
-            await self._db.commit()
-        except BaseException:
-            await self._db.rollback()
-            raise
 
     async def unimported(self) -> list[str]:
         """Complete tasks whose latest run's output is not a revision yet."""

@@ -129,7 +129,8 @@ async def _finish_upload(
 ) -> web.Response:
     app = request.app
     task = await ingest(app[TASKS], app[CONFIG], task, chunks, exact or approx, exact is not None)
-    return _created(await request.app[RUNNER].enqueue(task.id))
+    # A cancel that came while the file was probed stays: the task is not queued (409).
+    return _created(await request.app[RUNNER].enqueue(task.id, (Stage.UPLOADING,)))
 
 
 def _created(task: Task) -> web.Response:
@@ -210,15 +211,18 @@ async def cancel_task(request: web.Request) -> web.Response:
     return _current(request, task.id)
 
 
+RETRYABLE = (Stage.FAILED, Stage.CANCELLED)
+
+
 async def retry_task(request: web.Request) -> web.Response:
     task = await request.app[TASKS].require(request.match_info["task_id"])
-    if task.stage not in (Stage.FAILED, Stage.CANCELLED):
+    if task.stage not in RETRYABLE:
         raise ApiError("CONFLICT", "Only a failed or cancelled task can be retried.")
     if task.duration is None or not request.app[TASKS].audio_path(task).exists():
         raise ApiError("CONFLICT", "This task never received a whole audio file; upload it again.")
     check_queue(request.app[CONFIG], request.app[RUNNER].queue_length)
-    await request.app[TASKS].update(task.id, interruptions=0)
-    await request.app[RUNNER].enqueue(task.id)
+    # Checked again as it is queued: of two retries at once, one queues it, the other gets 409.
+    await request.app[RUNNER].enqueue(task.id, RETRYABLE, interruptions=0)
     return _current(request, task.id)
 
 

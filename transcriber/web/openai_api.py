@@ -127,8 +127,7 @@ async def _ingest_file(
         joined = await tasks.get(existing.id)
         assert joined is not None
         return joined
-    await tasks.update(task.id, request_key=key)
-    return await request.app[RUNNER].enqueue(task.id)
+    return await request.app[RUNNER].enqueue(task.id, (Stage.UPLOADING,), request_key=key)
 
 
 async def _answer(
