@@ -93,3 +93,23 @@ def make_bad(folder: Path) -> dict[str, tuple[Path, str]]:
             path.write_bytes(data)
         out[name] = (path, code)
     return out
+
+
+def lying_mp3(folder: Path, claimed: float, real: float) -> Path:
+    """A VBR MP3 whose Xing header says `claimed` seconds, glued to `real - claimed` seconds
+    more at 8 kb/s. The header's byte count is set to the whole file's, so FFmpeg takes the
+    header's frame count for the duration and does not fall back to the bitrate."""
+    head, tail, out = folder / "head.mp3", folder / "tail.mp3", folder / "lying.mp3"
+    tone = "sine=frequency=440:duration={:g}"
+    mono = ["-ar", "16000", "-ac", "1", "-c:a", "libmp3lame"]
+    ffmpeg("-f", "lavfi", "-i", tone.format(claimed), *mono, "-q:a", "9", str(head))
+    ffmpeg(
+        "-f", "lavfi", "-i", tone.format(real - claimed), *mono, "-b:a", "8k",
+        "-write_xing", "0", "-id3v2_version", "0", str(tail),
+    )  # fmt: skip
+    data = bytearray(head.read_bytes() + tail.read_bytes())
+    xing = data.index(b"Xing")
+    assert int.from_bytes(data[xing + 4 : xing + 8], "big") & 3 == 3  # frames and bytes fields
+    data[xing + 12 : xing + 16] = len(data).to_bytes(4, "big")
+    out.write_bytes(data)
+    return out

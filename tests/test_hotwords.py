@@ -6,6 +6,8 @@ hotword_en.wav, 16 kHz mono), a name tiny.en does not know."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +18,14 @@ from faster_whisper import WhisperModel
 
 from tests.conftest import DATA, assert_error, tone_wav, upload, wait_for_stage
 from tests.serverproc import running_plumbing_server
-from transcriber.config import Config
+from transcriber.config import Config, read_hotwords
+from transcriber.jobs import hotwords
+from transcriber.jobs.hotwords import HotwordsFile
+from transcriber.web.keys import RUNNER
 from transcriber.worker.pipeline.audio import load_audio
 from transcriber.worker.pipeline.models import load_model
 from transcriber.worker.pipeline.transcribe import transcribe
+from transcriber.worker.process import Job, JobResult
 
 FIXTURE = DATA / "hotword_en.wav"
 
@@ -55,10 +61,106 @@ async def test_hotwords_file_is_every_tasks_default(make_client: Any, tmp_path: 
 def test_hotwords_file_lines(tmp_path: Path) -> None:
     words = tmp_path / "words.txt"
     words.write_text("# comment\n  Zbigniew Kowalczyk \n\nQuarshie\n")
-    assert Config(hotwords_file=words).default_hotwords == "Zbigniew Kowalczyk Quarshie"
-    assert Config().default_hotwords is None
-    with pytest.raises(ValueError, match="is not a file"):
-        Config(hotwords_file=tmp_path / "missing.txt")
+    assert read_hotwords(words) == "Zbigniew Kowalczyk Quarshie"
+    assert Config(hotwords_file=words).hotwords_file == words
+
+
+def test_a_missing_or_garbled_hotwords_file_stops_the_start(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.txt"
+    with pytest.raises(ValueError, match=r"missing\.txt cannot be read: No such file or directory"):
+        Config(hotwords_file=missing)
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("Zbigniew\nJos\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.txt is not UTF-8 text \(byte 12\)"):
+        Config(hotwords_file=latin1)
+    with pytest.raises(ValueError, match="cannot be read: Is a directory"):
+        Config(hotwords_file=tmp_path)
+    with pytest.raises(ValueError, match="not UTF-8"):
+        HotwordsFile(latin1)  # the runner's own read at start says the same
+
+
+def _touch(path: Path, text: str | bytes, second: int) -> None:
+    """Write and give the file its own modification time: two writes in one clock tick of a
+    coarse file system must still count as a change."""
+    if isinstance(text, str):
+        path.write_text(text)
+    else:
+        path.write_bytes(text)
+    os.utime(path, (1_700_000_000 + second, 1_700_000_000 + second))
+
+
+async def test_hotwords_are_read_again_only_when_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    words = tmp_path / "words.txt"
+    _touch(words, "Zbigniew\n", 1)
+    reads: list[Path] = []
+
+    def counted(path: Path) -> str | None:
+        reads.append(path)
+        return read_hotwords(path)
+
+    monkeypatch.setattr(hotwords, "read_hotwords", counted)
+    current = HotwordsFile(words)
+    assert [await current.words(), await current.words()] == ["Zbigniew", "Zbigniew"]
+    assert len(reads) == 1  # at start; the jobs after it only looked at the file's stamp
+    _touch(words, "Kowalczyk\n", 2)
+    assert [await current.words(), await current.words()] == ["Kowalczyk", "Kowalczyk"]
+    assert len(reads) == 2
+    assert await HotwordsFile(None).words() is None
+
+
+async def test_a_broken_hotwords_file_keeps_the_last_words_and_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    words = tmp_path / "words.txt"
+    _touch(words, "Zbigniew\n", 1)
+    current = HotwordsFile(words)
+    caplog.set_level(logging.WARNING, logger="transcriber.jobs.hotwords")
+    words.unlink()
+    assert [await current.words(), await current.words()] == ["Zbigniew", "Zbigniew"]
+    _touch(words, b"Jos\xe9\n", 2)  # back, but Latin-1
+    assert await current.words() == "Zbigniew"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"hotwords_file {words} cannot be read: No such file or directory;"
+        " jobs keep the hotwords read before"
+    ]
+    _touch(words, "Quarshie\n", 3)
+    assert await current.words() == "Quarshie"
+    _touch(words, b"\xff\n", 4)  # broken again after a good read: a new warning
+    assert await current.words() == "Quarshie"
+    assert caplog.records[-1].getMessage() == (
+        f"hotwords_file {words} is not UTF-8 text (byte 0); jobs keep the hotwords read before"
+    )
+    assert len(caplog.records) == 2
+
+
+async def test_tasks_run_on_when_the_hotwords_file_breaks(
+    make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each job gets the file's words as they are when it starts; a file deleted or garbled
+    after the start fails no task (it failed every one with "runner error")."""
+    words = tmp_path / "hotwords.txt"
+    _touch(words, "Zbigniew\n", 1)
+    client = await make_client(hotwords_file=words)
+    executor = client.app[RUNNER].executor
+    handed: list[str | None] = []
+    run = executor.run
+
+    async def recording(slot: int, job: Job) -> JobResult:
+        handed.append(job.hotwords)
+        return await run(slot, job)
+
+    monkeypatch.setattr(executor, "run", recording)
+    for change in (None, "Kowalczyk\n", "", b"\xff\xfe"):
+        if change == "":
+            words.unlink()
+        elif change is not None:
+            _touch(words, change, len(handed) + 2)
+        snap = await (await upload(client, tone_wav())).json()
+        final = await wait_for_stage(client, snap["id"], {"complete", "failed"})
+        assert final["stage"] == "complete", final["error"]
+    assert handed == ["Zbigniew", "Kowalczyk", "Kowalczyk", "Kowalczyk"]
 
 
 async def test_api_takes_hotwords_and_initial_prompt(client: Any) -> None:

@@ -3,6 +3,7 @@ All against the real server process."""
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ import pytest
 from faster_whisper import decode_audio
 
 from transcriber.worker.pipeline.audio import SAMPLE_RATE, _Buffer, load_audio, probe
+from transcriber.worker.pipeline.types import PipelineError
 
 from .conftest import assert_error, upload, wait_for_stage
-from .media import SOURCE, make_bad, make_valid, wav_header
+from .media import SOURCE, lying_mp3, make_bad, make_valid, wav_header
 from .serverproc import ServerProcess, running_plumbing_server
 
 STATUS = {"UNSUPPORTED_MEDIA": 415, "NO_AUDIO_STREAM": 422, "DECODE_FAILED": 422}
@@ -149,3 +151,50 @@ def test_buffer_grows_past_an_understated_length() -> None:
     audio = buffer.audio()
     assert audio.dtype == np.float32
     assert np.array_equal(audio, np.concatenate(chunks).astype(np.float32) / 32768.0)
+
+
+# 16 kHz mono float32: what one second of decoded audio holds.
+SECOND_BYTES = SAMPLE_RATE * 4
+LIED = "decoding stopped at 31 s, past the limit of 30 s; the container claimed 10 s"
+
+
+def test_a_lying_header_stops_decoding_at_the_limit(tmp_path: Path) -> None:
+    """The container claims 10 s and holds 310: decoding stops a second past the 30 s limit,
+    having held no more than that (the memory peak of the whole decode is over ten times it)."""
+    path = lying_mp3(tmp_path, claimed=10, real=310)
+    assert probe(path) == pytest.approx(10.0, abs=0.2)
+    tracemalloc.start()
+    try:
+        whole = len(load_audio(path))
+        whole_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        with pytest.raises(PipelineError) as caught:
+            load_audio(path, most_seconds=30)
+        limited_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert whole / SAMPLE_RATE == pytest.approx(310, abs=1)
+    assert whole_peak > 310 * SECOND_BYTES
+    assert (caught.value.code, caught.value.detail) == ("AUDIO_TOO_LONG", LIED)
+    # At most two arrays of the limit's size: the one that grew and the one it grew into.
+    assert limited_peak < 2 * 31 * SECOND_BYTES
+
+
+@pytest.mark.slow
+async def test_a_lying_header_passes_the_probe_and_fails_in_the_worker(
+    make_client: Any, tmp_path: Path
+) -> None:
+    path = lying_mp3(tmp_path, claimed=10, real=310)
+    client = await make_client(pipeline="real", model="tiny.en", device="cpu", max_audio_seconds=30)
+    resp = await upload(client, path.read_bytes(), filename="lying.mp3", diarize="false")
+    assert resp.status == 201, await resp.text()
+    snap = await resp.json()
+    assert snap["duration"] == pytest.approx(10.0, abs=0.2)
+    final = await wait_for_stage(client, snap["id"], {"complete", "failed"}, timeout=300)
+    assert final["stage"] == "failed"
+    error = final["error"]
+    assert (error["code"], error["stage"], error["detail"]) == (
+        "AUDIO_TOO_LONG",
+        "transcribing",
+        LIED,
+    )

@@ -91,6 +91,12 @@ class Config:
         None, "finished tasks untouched this many days are deleted with their files (default: kept)"
     )
     max_queue: int = setting(1000, "waiting tasks; more are refused with 429 QUEUE_FULL")
+    max_uploads: int = setting(
+        32, "uploads in progress at once; more are refused with 429 TOO_MANY_UPLOADS"
+    )
+    max_models: int = setting(
+        2, "Whisper models each worker keeps loaded; past that the least recently used is freed"
+    )
     min_free_disk: int = setting(
         1024**3, "bytes that must stay free in the data folder; below, 507 DISK_FULL (1 GiB)"
     )
@@ -122,6 +128,8 @@ class Config:
             raise ValueError("aligner ctc needs align_model (a bundle name or a model folder)")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if self.max_uploads < 1 or self.max_models < 1:
+            raise ValueError("max_uploads and max_models must be at least 1")
         if self.heartbeat <= 0:
             raise ValueError("heartbeat must be positive")
         if self.max_upload_bytes < 1:
@@ -136,8 +144,8 @@ class Config:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive")
-        if self.hotwords_file is not None and not self.hotwords_file.is_file():
-            raise ValueError(f"hotwords_file {self.hotwords_file} is not a file")
+        if self.hotwords_file is not None:
+            read_hotwords(self.hotwords_file)  # a missing or garbled file stops the start
         if self.max_queue < 1 or self.min_free_disk < 0:
             raise ValueError("max_queue must be positive and min_free_disk not negative")
         if self.executor == "dask":
@@ -164,16 +172,6 @@ class Config:
         return tuple(dict.fromkeys((self.model, *BUNDLED_MODELS)))
 
     @property
-    def default_hotwords(self) -> str | None:
-        """The lines of --hotwords-file (# starts a comment), read as each job starts: an
-        edit of the file applies from the next job on."""
-        if self.hotwords_file is None:
-            return None
-        lines = self.hotwords_file.read_text(encoding="utf-8").splitlines()
-        words = [line.strip() for line in lines]
-        return " ".join(w for w in words if w and not w.startswith("#")) or None
-
-    @property
     def db_path(self) -> Path:
         return self.data_dir / "transcriber.sqlite3"
 
@@ -194,6 +192,22 @@ class Config:
                 value = overrides[f.name]
                 values[f.name] = parse_value(f.name, value) if isinstance(value, str) else value
         return cls(**values)
+
+
+def read_hotwords(path: Path) -> str | None:
+    """The words of a --hotwords-file: its lines, blank ones and # comments left out.
+
+    Raises ValueError, in words for the operator, when the file cannot be read or is not UTF-8
+    text. The server reads it at start and again when it changes (jobs/hotwords.py).
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"hotwords_file {path} is not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        raise ValueError(f"hotwords_file {path} cannot be read: {exc.strerror or exc}") from exc
+    words = (line.strip() for line in lines)
+    return " ".join(w for w in words if w and not w.startswith("#")) or None
 
 
 def env_name(name: str) -> str:

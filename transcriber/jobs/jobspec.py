@@ -9,8 +9,9 @@ from transcriber.store.task import Task
 from transcriber.worker.process import Job
 
 
-def build_job(c: Config, tasks: Tasks, task: Task, attempt: int) -> Job:
-    """What a worker needs to run the task's stages: paths, options and the server's settings."""
+def build_job(c: Config, tasks: Tasks, task: Task, attempt: int, hotwords: str | None) -> Job:
+    """What a worker needs to run the task's stages: paths, options and the server's settings;
+    `hotwords` are the server's default ones (jobs/hotwords.py)."""
     return Job(
         task_id=task.id,
         attempt=attempt,
@@ -26,7 +27,9 @@ def build_job(c: Config, tasks: Tasks, task: Task, attempt: int) -> Job:
         align_model=c.align_model,
         diarization=c.diarization,
         hf_token=c.hf_token,
-        hotwords=c.default_hotwords,
+        hotwords=hotwords,
+        max_audio_seconds=c.max_audio_seconds,
+        max_models=c.max_models,
         plumbing_stage_seconds=c.plumbing_stage_seconds,
         plumbing_hang=c.plumbing_hang,
     )

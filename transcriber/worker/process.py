@@ -54,6 +54,10 @@ class Job:
     hf_token: str | None = None
     # The server's default hotwords (--hotwords-file), added to the task's own.
     hotwords: str | None = None
+    # --max-audio-seconds, enforced again while decoding: a container may understate its length.
+    max_audio_seconds: float | None = None
+    # --max-models: the Whisper models this worker keeps loaded between jobs.
+    max_models: int = 2
     plumbing_stage_seconds: float = 0.3
     plumbing_hang: str | None = None
 
@@ -227,6 +231,8 @@ def _context(job: Job) -> Any:
         aligner=job.aligner,
         align_model=job.align_model,
         hotwords=job.hotwords,
+        max_audio_seconds=job.max_audio_seconds,
+        max_models=job.max_models,
     )
 
 

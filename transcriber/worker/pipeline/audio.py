@@ -97,7 +97,11 @@ def _first_frame(container: av.container.InputContainer, stream: av.AudioStream)
     raise StopIteration("no audio frames")
 
 
-def load_audio(path: Path, progress: Callable[[float, float], None] | None = None) -> np.ndarray:
+def load_audio(
+    path: Path,
+    progress: Callable[[float, float], None] | None = None,
+    most_seconds: float | None = None,
+) -> np.ndarray:
     """The whole file as 16 kHz mono float32: one copy of it, however long it is.
 
     Decodes with PyAV and resamples to 16-bit as faster-whisper's `decode_audio` does (same
@@ -105,6 +109,11 @@ def load_audio(path: Path, progress: Callable[[float, float], None] | None = Non
     container's duration, where `decode_audio` collects the int16 bytes and converts them at
     the end (two to three copies at its peak: bench/bench_longfile.py). `progress` gets the
     seconds decoded so far and the container's duration, about every `_REPORT_SECONDS` of audio.
+
+    The upload was checked against the duration its container claims, and a header may lie
+    (a VBR MP3 whose Xing frame counts only its first part): decoding stops, with
+    PipelineError AUDIO_TOO_LONG, once it passes `most_seconds` (plus `_SLACK` seconds for
+    codec padding), so the array never holds more than the limit's worth of samples.
     """
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
@@ -112,29 +121,54 @@ def load_audio(path: Path, progress: Callable[[float, float], None] | None = Non
                 raise PipelineError("DECODE_FAILED", "", "the file has no audio stream")
             stream = container.streams.audio[0]
             expected = _duration(container, stream) or 0.0
-            # A header may claim any length: past _MOST_SECONDS the array grows as it fills.
-            buffer = _Buffer(int(min(expected, _MOST_SECONDS) * SAMPLE_RATE * 1.01) + SAMPLE_RATE)
-            resampler = av.audio.resampler.AudioResampler(
-                format="s16", layout="mono", rate=SAMPLE_RATE
-            )
-            reported = 0
-            for frame in _frames(container, stream):
-                for out in resampler.resample(frame):
-                    buffer.add(out.to_ndarray()[0])
-                if progress is not None and buffer.size >= reported + _REPORT_SAMPLES:
-                    reported = buffer.size
-                    progress(buffer.size / SAMPLE_RATE, expected)
-            for out in resampler.resample(None):
-                buffer.add(out.to_ndarray()[0])
+            # A header may claim any length: past _MOST_SECONDS (or the limit) the array grows
+            # as it fills, never past the limit.
+            claimed = int(min(expected, _MOST_SECONDS) * SAMPLE_RATE * 1.01) + SAMPLE_RATE
+            most = None if most_seconds is None else int((most_seconds + _SLACK) * SAMPLE_RATE)
+            buffer = _Buffer(claimed, most)
+            _decode(container, stream, buffer, lambda done: _report(progress, done, expected))
     except (av.error.FFmpegError, ValueError) as exc:
         raise PipelineError("DECODE_FAILED", "", _describe(exc)) from exc
+    except _Full as exc:
+        detail = (
+            f"decoding stopped at {exc.seconds:.0f} s, past the limit of {most_seconds:.0f} s;"
+            f" the container claimed {expected:.0f} s"
+        )
+        raise PipelineError("AUDIO_TOO_LONG", "", detail) from exc
     if buffer.size == 0:
         raise PipelineError("DECODE_FAILED", "", "no audio frames")
     return buffer.audio()
 
 
+def _decode(
+    container: av.container.InputContainer,
+    stream: av.AudioStream,
+    buffer: _Buffer,
+    report: Callable[[int], None],
+) -> None:
+    """Resample every frame into `buffer`; `report` gets the samples held, every
+    `_REPORT_SECONDS` of audio."""
+    resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    reported = 0
+    for frame in _frames(container, stream):
+        for out in resampler.resample(frame):
+            buffer.add(out.to_ndarray()[0])
+        if buffer.size >= reported + _REPORT_SAMPLES:
+            reported = buffer.size
+            report(buffer.size)
+    for out in resampler.resample(None):
+        buffer.add(out.to_ndarray()[0])
+
+
+def _report(progress: Callable[[float, float], None] | None, done: int, expected: float) -> None:
+    if progress is not None:
+        progress(done / SAMPLE_RATE, expected)
+
+
 _REPORT_SECONDS = 60
 _MOST_SECONDS = 12 * 3600
+# Decoded lengths differ from the claimed by codec padding (an MP3's first and last frames).
+_SLACK = 1.0
 _REPORT_SAMPLES = _REPORT_SECONDS * SAMPLE_RATE
 
 
@@ -154,19 +188,34 @@ def _frames(
         yield frame
 
 
-class _Buffer:
-    """A float32 array filled from int16 chunks; grows (a copy) only past the expected size."""
+class _Full(Exception):
+    """More samples than the buffer may hold: the audio is longer than the limit."""
 
-    def __init__(self, expected: int) -> None:
+    def __init__(self, samples: int) -> None:
+        super().__init__(f"{samples} samples")
+        self.seconds = samples / SAMPLE_RATE
+
+
+class _Buffer:
+    """A float32 array filled from int16 chunks; grows (a copy) only past the expected size,
+    and never past `most` samples (raises _Full instead; None: no bound)."""
+
+    def __init__(self, expected: int, most: int | None = None) -> None:
+        self._most = most
         # np.empty touches no page: the memory counts only as the samples arrive.
-        self._data = np.empty(max(expected, SAMPLE_RATE), dtype=np.float32)
+        self._data = np.empty(self._bounded(max(expected, SAMPLE_RATE)), dtype=np.float32)
         self.size = 0
+
+    def _bounded(self, samples: int) -> int:
+        return samples if self._most is None else min(samples, self._most)
 
     def add(self, chunk: np.ndarray) -> None:
         end = self.size + len(chunk)
+        if self._most is not None and end > self._most:
+            raise _Full(end)
         if end > len(self._data):
             # The container understated its length: grow by half again (rare; a copy).
-            grown = np.empty(max(end, len(self._data) * 3 // 2), dtype=np.float32)
+            grown = np.empty(self._bounded(max(end, len(self._data) * 3 // 2)), dtype=np.float32)
             grown[: self.size] = self._data[: self.size]
             self._data = grown
         np.divide(chunk, 32768.0, out=self._data[self.size : end], casting="unsafe")

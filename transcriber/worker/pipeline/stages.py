@@ -10,23 +10,23 @@ from typing import Any
 import numpy as np
 
 from transcriber.worker.pipeline.audio import load_audio
+from transcriber.worker.pipeline.cache import ModelCache
 from transcriber.worker.pipeline.types import PipelineError, ProgressFn, Transcript, clock
 
 log = logging.getLogger(__name__)
 
 # Held for the life of the worker process: loading costs seconds, a task may take minutes.
-_whisper: dict[tuple[str, str], Any] = {}
+# Tasks pick their Whisper model, so only the --max-models most recently used stay; the
+# diarizer and the CTC aligner are the server's own, one of each.
+_whisper = ModelCache()
 _diarizers: dict[tuple[str, str], Any] = {}
 _ctc_aligners: dict[tuple[str, str], Any] = {}
 
 
-def whisper_model(name: str, device: str, models_dir: Path) -> Any:
-    key = (name, device)
-    if key not in _whisper:
-        from transcriber.worker.pipeline.models import load_model
+def whisper_model(name: str, device: str, models_dir: Path, most: int) -> Any:
+    from transcriber.worker.pipeline.models import load_model
 
-        _whisper[key] = load_model(name, device, models_dir)
-    return _whisper[key]
+    return _whisper.get((name, device), lambda: load_model(name, device, models_dir), most)
 
 
 # Importing the diarizer's libraries is most of its first load (7 s on a busy 2-core CPU, one
@@ -76,6 +76,8 @@ class Context:
         aligner: str = "whisper",
         align_model: str | None = None,
         hotwords: str | None = None,
+        max_audio_seconds: float | None = None,
+        max_models: int = 2,
     ) -> None:
         self.audio_path = audio_path
         self.options = options
@@ -87,6 +89,8 @@ class Context:
         self.aligner = aligner
         self.align_model = align_model
         self.hotwords = hotwords
+        self.max_audio_seconds = max_audio_seconds
+        self.max_models = max_models
         self._audio: np.ndarray | None = None
 
     def audio(self, progress: ProgressFn) -> np.ndarray:
@@ -97,7 +101,7 @@ class Context:
                 progress(-1, f"Reading audio - {clock(done)} of {clock(total)}")
 
             progress(-1, "Reading audio")
-            self._audio = load_audio(self.audio_path, reading)
+            self._audio = load_audio(self.audio_path, reading, self.max_audio_seconds)
         return self._audio
 
     def starting(self, stage: str) -> str:
@@ -122,7 +126,7 @@ class Context:
     def _transcribe(self, progress: ProgressFn) -> Transcript:
         from transcriber.worker.pipeline.transcribe import transcribe
 
-        model = whisper_model(self.model, self.device, self.models_dir)
+        model = whisper_model(self.model, self.device, self.models_dir, self.max_models)
         audio = self.audio(progress)
         words = [w for w in (self.options.get("hotwords"), self.hotwords) if w]
         options = self.options | {"hotwords": " ".join(words) or None}
@@ -138,7 +142,7 @@ class Context:
             return result
         from transcriber.worker.pipeline.align import align
 
-        model = whisper_model(self.model, self.device, self.models_dir)
+        model = whisper_model(self.model, self.device, self.models_dir, self.max_models)
         return align(model, self.audio(progress), transcript, progress)
 
     def _diarize(self, transcript: Transcript, progress: ProgressFn) -> dict[str, Any]:
