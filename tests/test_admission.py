@@ -202,3 +202,38 @@ async def test_list_pages_on_with_a_cursor(client: Any) -> None:
     assert ([t["id"] for t in last["tasks"]], last["next"]) == ([ids[0]], None)
     bad = await client.get("/api/tasks", params={"before": "yesterday"})
     await assert_error(bad, 400, "BAD_REQUEST")
+
+
+async def test_uploads_in_progress_are_counted(make_client: ClientFactory, wav_bytes: bytes) -> None:
+    client = await make_client(max_uploads=2)
+    # JSON-made tasks hold a row and a folder until their bytes come: they count.
+    made = [await client.post("/api/tasks", json={"filename": f"{n}.wav"}) for n in "ab"]
+    assert [resp.status for resp in made] == [201, 201]
+    resp = await client.post("/api/tasks", json={"filename": "c.wav"})
+    error = await assert_error(resp, 429, "TOO_MANY_UPLOADS")
+    assert resp.headers["Retry-After"] == "60"
+    assert error["detail"] == "2 uploads in progress; the limit is 2"
+    await assert_error(await upload(client, wav_bytes), 429, "TOO_MANY_UPLOADS")
+    resp = await client.post("/v1/audio/transcriptions", data=_openai_form(wav_bytes))
+    assert resp.status == 429
+    # One finishes its upload: there is room for one more.
+    first = (await made[0].json())["id"]
+    assert (await client.put(f"/api/tasks/{first}/audio", data=wav_bytes)).status == 201
+    assert (await upload(client, wav_bytes)).status == 201
+
+
+async def test_racing_creates_cannot_pass_the_upload_limit(make_client: ClientFactory) -> None:
+    client = await make_client(max_uploads=3)
+    answers = await asyncio.gather(
+        *(client.post("/api/tasks", json={"filename": f"{n}.wav"}) for n in range(8))
+    )
+    assert sorted(resp.status for resp in answers) == [201] * 3 + [429] * 5
+    listing = await (await client.get("/api/tasks")).json()
+    assert listing["total"] == 3
+
+
+def _openai_form(data: bytes) -> FormData:
+    form = FormData()
+    form.add_field("model", "whisper-1")
+    form.add_field("file", io.BytesIO(data), filename="a.wav", content_type="audio/wav")
+    return form

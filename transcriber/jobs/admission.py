@@ -1,4 +1,5 @@
-"""Admission: whether the server takes a new task now (--max-queue, --min-free-disk).
+"""Admission: whether the server takes a new task now (--max-queue, --max-uploads,
+--min-free-disk).
 
 Checked before a task is made and before any byte is stored, by every route that makes or
 requeues one.
@@ -16,10 +17,23 @@ from transcriber.protocol.errors import ApiError
 RETRY_AFTER_SECONDS = 60
 
 
-def admit(config: Config, waiting: int) -> None:
-    """Raise QUEUE_FULL (429, with Retry-After) or DISK_FULL (507); return when there is room."""
+def admit(config: Config, waiting: int, uploading: int) -> None:
+    """Raise QUEUE_FULL or TOO_MANY_UPLOADS (429, with Retry-After) or DISK_FULL (507); return
+    when there is room."""
     check_queue(config, waiting)
+    check_uploads(config.max_uploads, uploading)
     check_disk(config)
+
+
+def check_uploads(limit: int, uploading: int) -> None:
+    """Uploads in progress each hold a row, a folder and a connection: a JSON-made task whose
+    bytes never come, or a PUT trickling a byte at a time, counts until it ends or times out."""
+    if uploading >= limit:
+        error = ApiError(
+            "TOO_MANY_UPLOADS", detail=f"{uploading} uploads in progress; the limit is {limit}"
+        )
+        error.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        raise error
 
 
 def check_queue(config: Config, waiting: int) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from transcriber.jobs.admission import check_uploads
 from transcriber.jobs.hub import Hub
 from transcriber.protocol.errors import CODES, ApiError, reference, scrub
 from transcriber.protocol.stages import Stage, may_move
@@ -57,8 +58,11 @@ class Tasks:
     """The only path by which a task changes. Keeps the current Task of each unfinished task
     and of the last KEEP_FINISHED finished ones (plus any finished task somebody watches)."""
 
-    def __init__(self, store: Store, hub: Hub, files_dir: Path) -> None:
+    def __init__(
+        self, store: Store, hub: Hub, files_dir: Path, max_uploads: int | None = None
+    ) -> None:
         self.store = store
+        self.max_uploads = max_uploads
         self.hub = hub
         self.files_dir = files_dir
         self._cache: dict[str, Task] = {}
@@ -105,7 +109,12 @@ class Tasks:
         return self._cache.get(task_id)
 
     async def create(self, filename: str, options: dict[str, Any], suffix: str) -> Task:
+        """A new task in stage uploading; TOO_MANY_UPLOADS when --max-uploads are under way
+        (counted and claimed with no await between, so racing creates cannot pass it)."""
+        if self.max_uploads is not None:
+            check_uploads(self.max_uploads, len(self.uploads))
         task_id = new_task_id()
+        self.uploads[task_id] = time.monotonic()
         task = Task(
             id=task_id, filename=filename, stored_name="source" + suffix, options=options, seq=1
         )
@@ -113,10 +122,10 @@ class Tasks:
         try:
             await self.store.save(task)
         except DiskFull as exc:
+            self.uploads.pop(task_id, None)
             shutil.rmtree(self.work_dir(task_id), ignore_errors=True)
             raise ApiError("DISK_FULL", detail="the database could not be written") from exc
         self._cache[task_id] = task
-        self.uploads[task_id] = time.monotonic()
         self.hub.publish(task_json(task))
         return task
 

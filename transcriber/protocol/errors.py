@@ -37,6 +37,7 @@ CODES: dict[str, tuple[int, str]] = {
     "JOB_TIMEOUT": (504, "The job took too long and was stopped."),
     "QUEUE_FULL": (429, "The server has too many files waiting; try again later."),
     "DISK_FULL": (507, "The server is out of disk space."),
+    "TOO_MANY_UPLOADS": (429, "The server is receiving too many uploads at once; try again later."),
 }
 
 

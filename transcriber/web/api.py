@@ -41,7 +41,7 @@ def snapshot_response(
 
 async def create_task(request: web.Request) -> web.StreamResponse:
     """Multipart upload, raw audio body, or a JSON body for the two-step upload."""
-    admit(request.app[CONFIG], request.app[RUNNER].queue_length)
+    admit(request.app[CONFIG], request.app[RUNNER].queue_length, len(request.app[TASKS].uploads))
     ctype = request.content_type
     if ctype == "multipart/form-data":
         return await _create_multipart(request)

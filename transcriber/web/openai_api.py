@@ -68,7 +68,7 @@ async def _transcribe(request: web.Request) -> web.StreamResponse:
     if request.content_type != "multipart/form-data":
         raise ApiError("BAD_REQUEST", "Send multipart/form-data with a 'file' field.")
     # The same admission as POST /api/tasks: a full queue or a full disk answers before a byte.
-    admit(request.app[CONFIG], request.app[RUNNER].queue_length)
+    admit(request.app[CONFIG], request.app[RUNNER].queue_length, len(request.app[TASKS].uploads))
     reader = await request.multipart()
     fields, part = await form_until_file(reader)
     _check_fields(fields)

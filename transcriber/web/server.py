@@ -42,7 +42,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning(warning)
     store = await Store.open(config.db_path)
     app[STORE] = store
-    app[TASKS] = Tasks(store, app[HUB], config.files_dir)
+    app[TASKS] = Tasks(store, app[HUB], config.files_dir, config.max_uploads)
     app[TRANSCRIPTS] = Transcripts(app[TASKS], TranscriptStore(store.db))
     yield
     await store.close()
