@@ -1,6 +1,7 @@
 """`transcriber serve --executor dask` and `transcriber node` as real subprocesses, over TLS:
 a node on the shared data folder and one fetching over HTTP, refused nodes (token, version),
-and a coordinator killed with SIGKILL while a node runs its job."""
+a coordinator killed with SIGKILL while a node runs its job, and a node that will not send its
+token over plain http to another machine unless told."""
 
 from __future__ import annotations
 
@@ -156,6 +157,49 @@ def test_coordinator_killed_mid_job_leaves_no_orphan_and_resumes(cluster: Cluste
     done = eventually(lambda: _ended(cluster.task(task_id)), what="the resumed task")
     assert done["stage"] == "complete" and done["attempt"] == 2
     assert f"task {task_id} attempt 2: running" in node_log.read_text()
+
+
+def _node(folder: Path, url: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """A node with --audio http and `url`; its scheduler, a loopback port nobody listens on."""
+    log = folder / f"node-{len(list(folder.glob('node-*')))}.log"
+    cmd = [
+        *(sys.executable, "-m", "transcriber", "node", "--node-token", TOKEN, "--slots", "1"),
+        *("--scheduler", f"tls://127.0.0.1:{free_port()}", "--tls-dir", str(folder / "certs")),
+        *("--device", "cpu", "--cache-dir", str(folder / "cache")),
+        *("--audio", "http", "--coordinator-url", url, *args),
+    ]
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), log
+
+
+def test_a_node_sends_its_token_in_clear_only_on_loopback_or_when_told(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "transcriber", "certs", str(tmp_path / "certs")],
+        check=True,
+        cwd=ROOT,
+    )
+    # Refused at start, before a byte is sent.
+    for url, says in (
+        ("http://10.1.2.3:8000", "is plain http to another machine"),
+        ("http://coordinator.lab.example", "is plain http to another machine"),
+        ("coordinator.lab.example:8000", "must be an https:// (or http://) URL"),
+    ):
+        refused, log = _node(tmp_path, url)
+        try:
+            assert refused.wait(60) == 2
+        finally:
+            refused.kill()  # only if the node went on to run
+        assert log.read_text().startswith("transcriber node: --coordinator-url ")
+        assert says in log.read_text()
+    # On loopback, or to another machine with --insecure: the node starts, and says so.
+    for url, args in (("http://127.0.0.1:8000", ()), ("http://10.1.2.3:8000", ("--insecure",))):
+        started, log = _node(tmp_path, url, *args)
+        try:
+            eventually(lambda p=log: "Waiting to connect to" in p.read_text(), 60, "the worker")
+        finally:
+            started.terminate()
+            started.wait(30)
+        assert f"the node token and the audio go to {url} unencrypted" in log.read_text()
 
 
 def _ended(task: dict[str, Any]) -> dict[str, Any] | None:

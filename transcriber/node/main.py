@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,11 @@ def add_node_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=env("TRANSCRIBER_NODE_TOKEN"),
         help="the cluster's node token (TRANSCRIBER_NODE_TOKEN)",
     )
-    p.add_argument("--insecure", action="store_true", help="plain TCP, loopback scheduler only")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plain TCP to a loopback scheduler; plain http to a --coordinator-url elsewhere",
+    )
     p.add_argument("--slots", type=int, help="jobs at once (default: one per GPU, else 1)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--models-dir", type=Path, help="this node's model cache")
@@ -79,8 +84,28 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--node-token (or TRANSCRIBER_NODE_TOKEN) is required"
     if args.tls_dir is None and not (args.insecure and is_loopback(args.scheduler)):
         return "--tls-dir is required (plain TCP only with --insecure and a loopback scheduler)"
-    if args.audio == "http" and not args.coordinator_url:
+    if args.audio == "http":
+        return _check_coordinator(args.coordinator_url, args.insecure)
+    return None
+
+
+def _check_coordinator(url: str | None, insecure: bool) -> str | None:
+    """The node token and every recording travel to this URL: in clear only on loopback, or
+    elsewhere when the operator says the network is trusted."""
+    if not url:
         return "--audio http needs --coordinator-url"
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme == "https":
+        return None
+    if scheme != "http":
+        return f"--coordinator-url must be an https:// (or http://) URL, not {url!r}"
+    if not (insecure or is_loopback(url)):
+        return (
+            f"--coordinator-url {url} is plain http to another machine: the node token and the"
+            " audio would cross the network in clear. Use https:// (TLS in front of the"
+            " coordinator, docs/deployment.md), or pass --insecure on a network you trust"
+        )
+    log.warning("the node token and the audio go to %s unencrypted (plain http)", url)
     return None
 
 
