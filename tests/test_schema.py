@@ -10,7 +10,14 @@ import pytest
 from pydantic import ValidationError
 
 from transcriber.jobs.options import parse_options
-from transcriber.protocol.errors import CODES, ApiError, ErrorBody, ErrorResponse, error_body
+from transcriber.protocol.errors import (
+    CODES,
+    ApiError,
+    ErrorBody,
+    ErrorResponse,
+    error_body,
+    scrub,
+)
 from transcriber.protocol.messages import ClientMessage, Ping, ServerMessage, Subscribe
 from transcriber.protocol.options import DEFAULT_OPTIONS, Options
 from transcriber.protocol.snapshot import Snapshot, TaskList
@@ -174,6 +181,33 @@ def test_error_bodies_are_the_error_model() -> None:
     assert ApiError("FILE_TOO_LARGE", task_id="0123456789abcdef").body["task_id"]
     with pytest.raises(ValidationError, match="unknown error code"):
         ErrorBody(code="NOPE", message="m", detail="d")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("/srv/my data/tasks/ab12/source.wav", "source.wav"),
+        (
+            "[Errno 2] No such file or directory: '/srv/my data/tasks/ab12/my talk.wav'",
+            "[Errno 2] No such file or directory: 'my talk.wav'",
+        ),
+        ("could not load /opt/Lab Models/base/ (missing)", "could not load … (missing)"),
+        (r"C:\Users\ana\My Data\talk.wav: bad header", "talk.wav: bad header"),
+        ("C:/Program Files/transcriber/model.bin is missing", "model.bin is missing"),
+        (r"OSError: 'C:\\Users\\ana\\My Data\\talk.wav'", "OSError: 'talk.wav'"),
+        (r"cannot open \\nas\recordings\day one\a.wav now", "cannot open a.wav now"),
+        ("from /srv/a/x.wav to /srv/b c/y.wav, done", "from x.wav to y.wav, done"),
+        # Not paths: a URL, a media type, a fraction, a route, a plain message.
+        ("see http://lab.example/docs/api for text/plain, 3/4 done", None),
+        ("GET /health answered", None),
+        ("InvalidDataError: Invalid data found when processing input", None),
+    ],
+)
+def test_errors_show_no_part_of_a_server_path(text: str, shown: str | None) -> None:
+    shown = text if shown is None else shown
+    assert scrub(text) == shown
+    body = ApiError("DECODE_FAILED", message=f"Failed: {text}", detail=text).body
+    assert (body["message"], body["detail"]) == (f"Failed: {shown}", shown)
 
 
 # -- WebSocket messages ------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import FormData
 
+from transcriber import __version__
+
 from .conftest import assert_error, tone_wav, upload
 from .serverproc import ServerProcess, running_plumbing_server
 
@@ -197,6 +199,29 @@ async def test_token_by_cookie_for_the_page_and_bearer_for_programs(
         assert (await program.get("/api/tasks", headers=bearer)).status == 200
         # Any Host is answered when a token guards the server (behind a proxy, say).
         assert (await program.get("/api/health", headers={"Host": "proxy.example"})).status == 200
+
+
+async def test_health_shows_settings_only_to_token_holders(
+    server: ServerProcess, locked: ServerProcess
+) -> None:
+    full = {"status", "version", "device", "model", "pipeline", "diarization", "workers"}
+    full |= {"queue", "retention_days"}
+    async with aiohttp.ClientSession(base_url=server.url) as session:
+        assert set(await (await session.get("/api/health")).json()) == full  # no token set
+    port = locked.url.rsplit(":", 1)[1]
+    async with aiohttp.ClientSession(
+        base_url=locked.url, cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as session:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            resp = await session.get("/api/health", headers=headers)
+            assert resp.status == 200
+            assert await resp.json() == {"status": "ok", "version": __version__}
+        bearer = await session.get("/api/health", headers={"Authorization": "Bearer s3cret-token"})
+        assert set(await bearer.json()) == full
+        own = {"Origin": f"http://127.0.0.1:{port}"}
+        await session.post("/api/session", json={"token": "s3cret-token"}, headers=own)
+        page = await (await session.get("/api/health")).json()  # the page, by its cookie
+        assert set(page) == full and page["retention_days"] is None and page["model"] == "base"
 
 
 def test_subtitles_cannot_break_their_cues() -> None:

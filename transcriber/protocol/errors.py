@@ -68,12 +68,20 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-# An absolute path with at least one folder: /srv/data/tasks/ab12/source.wav -> source.wav.
-_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.\-]+/)+([\w.\-]*)")
+# An absolute path with at least one folder, cut to its last part: /srv/data/ab/x.wav -> x.wav.
+# Roots: /, C:\ or C:/, \\server\. In quotes (how Python shows a path in an OSError) the path
+# is everything up to the closing quote, spaces included; in plain text nothing tells where
+# a name with spaces ends, so folders may hold single spaces (/srv/my data/x.wav) but the
+# last part may not. The look-behind spares URLs (http://a/b) and media types (text/plain).
+_ROOT = r"(?:/|[A-Za-z]:[\\/]|\\\\)"
+_NAME = r"[\w.\-~+@]"
+_QUOTED = re.compile(rf"""(['"]){_ROOT}[^'"\n]*[\\/]([^'"\n\\/]*)\1""")
+_PATH = re.compile(rf"(?<![\w.:/\\]){_ROOT}(?:{_NAME}+(?: {_NAME}+)*[\\/])+({_NAME}*)")
 
 
 def scrub(text: str) -> str:
     """Text for a client: server paths cut down to their last part."""
+    text = _QUOTED.sub(lambda m: m.group(1) + (m.group(2) or "…") + m.group(1), text)
     return _PATH.sub(lambda m: m.group(1) or "…", text)
 
 

@@ -18,6 +18,7 @@ from transcriber.jobs.upload import CHUNK, clean_filename, stored_suffix
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, task_json
+from transcriber.web.auth import authorized
 from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,10 @@ def _current(request: web.Request, task_id: str) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    # Open, so that monitors need no token; the settings (model folders among them) only for
+    # those who hold it, when one is set.
+    if not authorized(request):
+        return web.json_response({"status": "ok", "version": __version__})
     config, runner = request.app[CONFIG], request.app[RUNNER]
     return web.json_response(
         {

@@ -4,6 +4,7 @@ The token never travels in a URL (URLs end up in logs, history and Referer heade
 page signs in once (POST /api/session) and the server answers with a cookie holding a
 digest of the token, so changing the token signs every browser out. A change made with the
 cookie must come from the page's own origin: a cookie is sent on cross-site requests too.
+Whatever the token, a change a browser marks as cross-site is refused (web/security.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from aiohttp import web
 from transcriber.protocol.errors import ApiError
 from transcriber.web.keys import CONFIG
 from transcriber.web.middleware import Handler
-from transcriber.web.security import check_host, same_origin
+from transcriber.web.security import check_host, check_site, same_origin
 
 COOKIE = "transcriber_session"
 OPEN_PATHS = frozenset({"/api/health", "/api/session"})
@@ -37,23 +38,38 @@ def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def _credential(request: web.Request, token: str) -> str | None:
+    """How the request shows the token: "bearer", "cookie" (the page's session), or None."""
+    bearer = _bearer(request)
+    if bearer is not None:
+        return "bearer" if _equal(bearer, token) else None
+    cookie = request.cookies.get(COOKIE)
+    return "cookie" if cookie is not None and _equal(cookie, session_value(token)) else None
+
+
+def authorized(request: web.Request) -> bool:
+    """Whether the request holds the token, or the server has none (for open routes that say
+    more to those who do, like /api/health)."""
+    token = request.app[CONFIG].token
+    return not token or _credential(request, token) is not None
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The Host check (web/security.py), then the token; one middleware for both."""
+    """The Host check and the cross-site check (web/security.py), then the token."""
     check_host(request)
+    if request.method not in SAFE_METHODS:
+        check_site(request)
     token = request.app[CONFIG].token
     protected = request.path.startswith(("/api/", "/v1/")) and request.path not in OPEN_PATHS
     if not token or not protected:
         return await handler(request)
-    bearer = _bearer(request)
-    if bearer is not None:
-        if not _equal(bearer, token):
+    credential = _credential(request, token)
+    if credential is None:
+        if _bearer(request) is not None:
             raise ApiError("UNAUTHORIZED", detail="the bearer token is not the server's")
-        return await handler(request)
-    cookie = request.cookies.get(COOKIE)
-    if cookie is None or not _equal(cookie, session_value(token)):
         raise ApiError("UNAUTHORIZED", detail="send 'Authorization: Bearer <token>' or sign in")
-    if request.method not in SAFE_METHODS and not same_origin(request):
+    if credential == "cookie" and request.method not in SAFE_METHODS and not same_origin(request):
         raise ApiError("FORBIDDEN", "This request did not come from the server's own page.")
     return await handler(request)
 

@@ -96,6 +96,30 @@ def same_origin(request: web.Request) -> bool:
     return origin is not None and origin_allowed(request, origin)
 
 
+def cross_site(request: web.Request) -> bool:
+    """A request a browser says came from another site's page. Such a page can send a form or
+    text/plain upload without asking (no CORS preflight), so it may change nothing, token or
+    not. A same-site page (a sibling subdomain) passes only with an allowed Origin; scripts
+    send neither header and pass."""
+    origin = request.headers.get("Origin")
+    if not origin_allowed(request, origin):
+        return True
+    site = request.headers.get("Sec-Fetch-Site")
+    if site == "same-site":
+        return origin is None
+    return site not in (None, "same-origin", "none")
+
+
+def check_site(request: web.Request) -> None:
+    if cross_site(request):
+        origin, site = request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site")
+        raise ApiError(
+            "FORBIDDEN",
+            "Changes cannot come from another site's page.",
+            f"Origin {origin!r}, Sec-Fetch-Site {site!r}",
+        )
+
+
 def check_host(request: web.Request) -> None:
     if not host_allowed(request):
         raise ApiError(
