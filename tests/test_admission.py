@@ -204,7 +204,9 @@ async def test_list_pages_on_with_a_cursor(client: Any) -> None:
     await assert_error(bad, 400, "BAD_REQUEST")
 
 
-async def test_uploads_in_progress_are_counted(make_client: ClientFactory, wav_bytes: bytes) -> None:
+async def test_uploads_in_progress_are_counted(
+    make_client: ClientFactory, wav_bytes: bytes
+) -> None:
     client = await make_client(max_uploads=2)
     # JSON-made tasks hold a row and a folder until their bytes come: they count.
     made = [await client.post("/api/tasks", json={"filename": f"{n}.wav"}) for n in "ab"]
