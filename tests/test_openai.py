@@ -7,6 +7,7 @@ import json
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -58,16 +59,18 @@ def test_formats(client: Callable[..., openai.OpenAI], server: ServerProcess) ->
     assert (verbose.language, verbose.duration) == ("english", 4.0)
     assert [(s.start, s.end) for s in verbose.segments or []] == [(0.0, 2.0), (2.0, 4.0)]
     assert [w.word for w in verbose.words or []] == ["plumbing", "plumbing"]
-    text = api.audio.transcriptions.create(model="x", file=audio, response_format="text")
+    text = api.audio.transcriptions.create(model="whisper-1", file=audio, response_format="text")
     assert text == "Plumbing segment 1. Plumbing segment 2.\n"
     subs = list(
-        srt.parse(api.audio.transcriptions.create(model="x", file=audio, response_format="srt"))
+        srt.parse(
+            api.audio.transcriptions.create(model="whisper-1", file=audio, response_format="srt")
+        )
     )
     assert [s.content for s in subs] == ["Plumbing segment 1.", "Plumbing segment 2."]
-    vtt = api.audio.transcriptions.create(model="x", file=audio, response_format="vtt")
+    vtt = api.audio.transcriptions.create(model="whisper-1", file=audio, response_format="vtt")
     assert vtt.startswith("WEBVTT")
     diarized = api.audio.transcriptions.create(
-        model="gpt-4o-transcribe-diarize",
+        model="whisper-1",
         file=audio,
         response_format="diarized_json",
         extra_body={"chunking_strategy": "auto"},
@@ -78,6 +81,42 @@ def test_formats(client: Callable[..., openai.OpenAI], server: ServerProcess) ->
     listed = tasks(server)
     assert sum(1 for t in listed if t["filename"] == "talk.wav") == 3
     assert all(t["stage"] == "complete" for t in listed if t["filename"] == "talk.wav")
+
+
+def task_of(server: ServerProcess, task_id: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{server.url}/api/tasks/{task_id}") as resp:
+        task: dict[str, Any] = json.load(resp)
+    return task
+
+
+def test_model_and_temperature_are_honoured(
+    client: Callable[..., openai.OpenAI], server: ServerProcess
+) -> None:
+    api = client()
+    audio = ("choice.wav", tone_wav(seconds=2.0, freq=330.0), "audio/wav")
+    chosen = api.audio.transcriptions.with_raw_response.create(
+        model="tiny.en", file=audio, temperature=0.4
+    )
+    options = task_of(server, chosen.headers["x-transcriber-task"])["options"]
+    assert (options["model"], options["temperature"]) == ("tiny.en", 0.4)
+    # whisper-1, what OpenAI's clients send unless told otherwise, is the server's own model.
+    default = api.audio.transcriptions.with_raw_response.create(model="whisper-1", file=audio)
+    options = task_of(server, default.headers["x-transcriber-task"])["options"]
+    assert (options["model"], options["temperature"]) == (None, 0.0)
+    with pytest.raises(openai.BadRequestError) as unknown:
+        api.audio.transcriptions.create(model="gpt-4o-transcribe", file=audio)
+    assert unknown.value.body == {
+        "message": "The model 'gpt-4o-transcribe' is not offered by this server."
+        " Choose one of: whisper-1, base, tiny.en.",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "bad_request",
+    }
+    with pytest.raises(openai.BadRequestError) as hot:
+        api.audio.transcriptions.create(model="whisper-1", file=audio, temperature=1.5)
+    body = hot.value.body
+    assert isinstance(body, dict)
+    assert body["message"] == "Option 'temperature' must be a number from 0 to 1."
 
 
 def test_failure_has_openai_shape_and_no_retry(

@@ -130,6 +130,8 @@ def test_default_options_come_from_the_model() -> None:
             },
         ),
         ({"model": "tiny.en", "num_speakers": None}, {"model": "tiny.en"}),
+        ({"temperature": " 0.25 "}, {"temperature": 0.25}),
+        ({"temperature": 1}, {"temperature": 1.0}),
     ],
 )
 def test_options_parse(raw: dict[str, Any], changed: dict[str, Any]) -> None:
@@ -151,6 +153,10 @@ def test_options_parse(raw: dict[str, Any], changed: dict[str, Any]) -> None:
         ({"min_speakers": "3", "max_speakers": "2"}, "min_speakers is larger than max_speakers."),
         ({"initial_prompt": "x" * 2001}, "initial_prompt is longer than 2000 characters."),
         ({"model": "m" * 201}, "The model name is too long."),
+        ({"temperature": "warm"}, "Option 'temperature' must be a number from 0 to 1."),
+        ({"temperature": 1.5}, "Option 'temperature' must be a number from 0 to 1."),
+        ({"temperature": "nan"}, "Option 'temperature' must be a number from 0 to 1."),
+        ({"temperature": True}, "Option 'temperature' must be a number from 0 to 1."),
         ([1, 2], "Options must be a JSON object."),
     ],
 )

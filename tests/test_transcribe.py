@@ -18,7 +18,7 @@ from faster_whisper import WhisperModel
 from tests.speech_truth import DATA, SPEECH, truth, wer
 from transcriber.worker.pipeline.audio import load_audio
 from transcriber.worker.pipeline.models import load_model, resolve_model
-from transcriber.worker.pipeline.transcribe import transcribe
+from transcriber.worker.pipeline.transcribe import _decode_options, temperatures, transcribe
 from transcriber.worker.pipeline.types import Cancelled, PipelineError, Transcript, clock
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -135,6 +135,22 @@ def test_english_only_model_refuses_another_language(
     with pytest.raises(PipelineError) as caught:
         transcribe(tiny, speech[:16000], {"language": "de"}, lambda p, d: None, "tiny.en")
     assert caught.value.code == "BAD_REQUEST"
+
+
+def test_temperature_starts_whispers_fallback_schedule() -> None:
+    assert temperatures(0.0) == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    assert temperatures(0.3) == (0.3, 0.5, 0.7, 0.9)
+    assert temperatures(0.9) == (0.9,)
+    assert temperatures(1.0) == (1.0,)
+
+
+@pytest.mark.slow
+def test_task_temperature_reaches_faster_whisper(tiny: WhisperModel, speech: np.ndarray) -> None:
+    kwargs = _decode_options(tiny, {"language": "en", "temperature": 0.3})
+    _, info = tiny.transcribe(speech[: 5 * 16000], **kwargs)
+    assert list(info.transcription_options.temperatures) == [0.3, 0.5, 0.7, 0.9]
+    # Tasks stored before the option existed decode as they did: faster-whisper's default.
+    assert _decode_options(tiny, {"language": "en"})["temperature"] == temperatures(0.0)
 
 
 @pytest.mark.slow

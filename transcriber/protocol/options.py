@@ -7,6 +7,7 @@ for a person reading the 400 answer.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -81,6 +82,14 @@ class Options(BaseModel):
         description="Words and names Whisper should expect (faster-whisper's hotwords),"
         " added to the server's --hotwords-file.",
     )
+    temperature: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Sampling temperature from 0 to 1, as OpenAI's API takes it: Whisper decodes"
+        " at this temperature and, where a window's text fails its checks, again 0.2 higher up"
+        " to 1 (so 0 is faster-whisper's default).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -109,6 +118,18 @@ class Options(BaseModel):
             raise _bad(
                 f"Option {info.field_name!r} must be a whole number from 1 to {MAX_SPEAKERS}."
             )
+        return number
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _temperature(cls, value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        # NaN fails the range test too; a bool is not a number a person meant.
+        if isinstance(value, bool) or not 0.0 <= number <= 1.0:
+            raise _bad("Option 'temperature' must be a number from 0 to 1.")
         return number
 
     @field_validator("language", "model", "task", "initial_prompt", "hotwords", mode="before")

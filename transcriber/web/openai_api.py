@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 # A client's retries come within minutes; an hour later the same file is a new request.
 JOIN_WINDOW = timedelta(hours=1)
+# The model OpenAI's clients name by default; here it means the server's own model.
+DEFAULT_MODEL = "whisper-1"
 
 
 def openai_error(status: int, message: str, code: str, param: str | None = None) -> web.Response:
@@ -59,7 +61,8 @@ async def transcriptions(request: web.Request) -> web.StreamResponse:
     try:
         return await _transcribe(request)
     except ApiError as exc:
-        return openai_error(exc.status, exc.body["message"], exc.code.lower())
+        param = exc.body.get("param")
+        return openai_error(exc.status, exc.body["message"], exc.code.lower(), param)
     except HttpProcessingError as exc:
         return openai_error(400, f"The form could not be read: {exc.message}", "bad_request")
 
@@ -102,13 +105,21 @@ async def _ingest_file(
 ) -> Task:
     fmt = _first(fields, "response_format", "json")
     if fmt not in FORMATS:
-        raise ApiError("BAD_REQUEST", f"response_format must be one of {', '.join(FORMATS)}.")
+        raise ApiError(
+            "BAD_REQUEST",
+            f"response_format must be one of {', '.join(FORMATS)}.",
+            param="response_format",
+        )
+    allowed = request.app[CONFIG].client_models
     options = parse_options(
         {
+            "model": _model(_first(fields, "model"), allowed),
             "language": _first(fields, "language"),
             "initial_prompt": _first(fields, "prompt"),
+            "temperature": _first(fields, "temperature"),
             "diarize": "true" if fmt == "diarized_json" else "false",
-        }
+        },
+        allowed,
     )
     filename = clean_filename(part.filename)
     tasks = request.app[TASKS]
@@ -128,6 +139,21 @@ async def _ingest_file(
         assert joined is not None
         return joined
     return await request.app[RUNNER].enqueue(task.id, (Stage.UPLOADING,), request_key=key)
+
+
+def _model(name: str | None, allowed: tuple[str, ...]) -> str | None:
+    """The task's model option for the form's `model`: whisper-1 (or none) is the default."""
+    if not name or name == DEFAULT_MODEL:
+        return None
+    if name not in allowed:
+        choices = ", ".join((DEFAULT_MODEL, *allowed))
+        raise ApiError(
+            "BAD_REQUEST",
+            f"The model {name[:100]!r} is not offered by this server. Choose one of: {choices}.",
+            "model: not in the server's --allowed-models",
+            param="model",
+        )
+    return name
 
 
 async def _answer(

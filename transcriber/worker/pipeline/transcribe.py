@@ -37,6 +37,8 @@ GPU_BATCH_SIZE = 16
 PIECE_SECONDS = 300.0
 _CUT_SEARCH_SECONDS = 60.0
 _PROMPT_CHARS = 200
+# openai-whisper's --temperature_increment_on_fallback default, which faster-whisper follows.
+TEMPERATURE_STEP = 0.2
 
 
 def transcribe(
@@ -203,10 +205,19 @@ def _decode_options(model: WhisperModel, options: dict[str, Any]) -> dict[str, A
         "initial_prompt": options.get("initial_prompt") or None,
         # Hint words for the decoder (faster-whisper puts them in the prompt).
         "hotwords": options.get("hotwords") or None,
+        "temperature": temperatures(float(options.get("temperature") or 0.0)),
         # Silero VAD (shipped inside faster-whisper) skips silence: without it Whisper
         # invents text ("You", "Thank you.") over long quiet stretches.
         "vad_filter": True,
     }
+
+
+def temperatures(start: float) -> tuple[float, ...]:
+    """The temperatures a window may be decoded at, as Whisper's own command line reads one
+    temperature: `start`, then (where the text repeats itself or is too unlikely) 0.2 higher
+    each time, up to 1. From 0 this is faster-whisper's default schedule."""
+    steps = int((1.0 - start) / TEMPERATURE_STEP + 1e-9)
+    return tuple(round(start + k * TEMPERATURE_STEP, 3) for k in range(steps + 1))
 
 
 def _collect(found: Iterable[Any], offset: float, first: int, steps: _Steps) -> list[Segment]:
