@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from transcriber.worker import process as worker
+from transcriber.protocol.stages import Stage
 from transcriber.worker.pipeline.types import Cancelled, PipelineError, ProgressFn, Transcript
 
 
@@ -86,7 +87,7 @@ class Exploding:
 )
 def test_memory_exhaustion_is_out_of_memory(tmp_path: Path, exc: BaseException) -> None:
     with pytest.raises(PipelineError) as caught:
-        worker._run_stage("transcribing", job(tmp_path), Exploding(exc), lambda p, d: None)
+        worker._run_stage(Stage.TRANSCRIBING, job(tmp_path), Exploding(exc), lambda p, d: None)
     assert caught.value.code == "OUT_OF_MEMORY"
     assert type(exc).__name__ in caught.value.detail
 

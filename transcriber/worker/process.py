@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transcriber.protocol.stages import WORK_STAGES
+from transcriber.protocol.stages import WORK_STAGES, Stage
 from transcriber.worker.interrupt import CancelWatch
 from transcriber.worker.pipeline.types import Cancelled, PipelineError, ProgressFn, Transcript
 from transcriber.worker.threads import ThreadGovernor
@@ -187,21 +187,21 @@ def run_job(job: Job) -> JobResult:
 
 def _run_stages(job: Job, result: JobResult) -> None:
     ctx = _context(job)
-    for stage in job.stages:
-        out = stage_output(job.work_dir, stage)
+    for stage in map(Stage, job.stages):
+        out = stage_output(job.work_dir, stage.value)
         if out.exists():
             # Finished by an earlier attempt: resume after it.
-            result.done_stages.append(stage)
+            result.done_stages.append(stage.value)
             continue
         reporter = Reporter(job)
-        reporter.start_stage(stage, ctx.starting(stage))
+        reporter.start_stage(stage.value, ctx.starting(stage))
         begin = time.monotonic()
         output = _run_stage(stage, job, ctx, reporter)
         write_json(out, output)
-        result.timings[stage] = round(time.monotonic() - begin, 3)
-        result.done_stages.append(stage)
+        seconds = result.timings[stage.value] = round(time.monotonic() - begin, 3)
+        result.done_stages.append(stage.value)
         language = output.get("language")
-        send(("stage_done", job.task_id, job.attempt, stage, result.timings[stage], language))
+        send(("stage_done", job.task_id, job.attempt, stage.value, seconds, language))
 
 
 def _final(job: Job) -> dict[str, Any]:
@@ -236,7 +236,7 @@ def _context(job: Job) -> Any:
     )
 
 
-def _run_stage(stage: str, job: Job, ctx: Any, progress: ProgressFn) -> dict[str, Any]:
+def _run_stage(stage: Stage, job: Job, ctx: Any, progress: ProgressFn) -> dict[str, Any]:
     previous = _previous_output(job, stage)
     try:
         output: dict[str, Any] = ctx.run(stage, previous, progress)
@@ -251,8 +251,8 @@ def _run_stage(stage: str, job: Job, ctx: Any, progress: ProgressFn) -> dict[str
     return output
 
 
-def _previous_output(job: Job, stage: str) -> Transcript | None:
-    index = STAGES.index(stage)
+def _previous_output(job: Job, stage: Stage) -> Transcript | None:
+    index = STAGES.index(stage.value)
     for earlier in reversed(STAGES[:index]):
         path = stage_output(job.work_dir, earlier)
         if path.exists():

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from transcriber.protocol.stages import Stage
 from transcriber.worker.pipeline.audio import probe
 from transcriber.worker.pipeline.types import ProgressFn, Segment, Transcript
 
@@ -30,10 +31,12 @@ class Context:
         # Diarizing gives the segments to this many speakers in turn (num_speakers, else 1).
         self.speakers = speakers
 
-    def starting(self, stage: str) -> str:
+    def starting(self, stage: Stage) -> str:
         return "Starting"
 
-    def run(self, stage: str, previous: Transcript | None, progress: ProgressFn) -> dict[str, Any]:
+    def run(
+        self, stage: Stage, previous: Transcript | None, progress: ProgressFn
+    ) -> dict[str, Any]:
         duration = probe(self.audio_path)
         if self.hang is not None and self.hang.split(":")[0] == stage:
             _hang(self.hang.endswith(":stuck"))
@@ -43,7 +46,7 @@ class Context:
         if previous is None:
             previous = _transcript(duration)
         data = previous.to_dict()
-        if stage == "aligning":
+        if stage == Stage.ALIGNING:
             for seg in data["segments"]:
                 seg["words"] = [
                     {
@@ -54,7 +57,7 @@ class Context:
                         "speaker": None,
                     }
                 ]
-        if stage == "diarizing":
+        if stage == Stage.DIARIZING:
             data["turns"] = [{"start": 0.0, "end": duration, "speaker": "SPEAKER_00"}]
             if self.speakers > 1:
                 data["turns"] = []

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from transcriber.protocol.stages import Stage
 from transcriber.worker.pipeline.audio import load_audio
 from transcriber.worker.pipeline.cache import ModelCache
 from transcriber.worker.pipeline.types import PipelineError, ProgressFn, Transcript, clock
@@ -104,22 +105,24 @@ class Context:
             self._audio = load_audio(self.audio_path, reading, self.max_audio_seconds)
         return self._audio
 
-    def starting(self, stage: str) -> str:
+    def starting(self, stage: Stage) -> str:
         """The first sub-line of a stage: what the worker does before it can count steps."""
-        if stage == "transcribing":
+        if stage == Stage.TRANSCRIBING:
             if (self.model, self.device) not in _whisper:
                 return f"Loading model {self.model}"
             return "Reading audio"
-        if stage == "diarizing" and (self.diarization, self.device) not in _diarizers:
+        if stage == Stage.DIARIZING and (self.diarization, self.device) not in _diarizers:
             return "Loading speaker models"
         return "Starting"
 
-    def run(self, stage: str, previous: Transcript | None, progress: ProgressFn) -> dict[str, Any]:
-        if stage == "transcribing":
+    def run(
+        self, stage: Stage, previous: Transcript | None, progress: ProgressFn
+    ) -> dict[str, Any]:
+        if stage == Stage.TRANSCRIBING:
             return self._transcribe(progress).to_dict()
         if previous is None:
             raise PipelineError("INTERNAL", "", f"{stage} needs the transcript")
-        if stage == "aligning":
+        if stage == Stage.ALIGNING:
             return self._align(previous, progress).to_dict()
         return self._diarize(previous, progress)
 
