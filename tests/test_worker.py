@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from transcriber.worker import process as worker
 from transcriber.protocol.stages import Stage
+from transcriber.worker import process as worker
 from transcriber.worker.pipeline.types import Cancelled, PipelineError, ProgressFn, Transcript
 
 
