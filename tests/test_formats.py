@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import timedelta
 from typing import Any
 
 import srt
 import webvtt
+from docx import Document
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from transcriber.worker.pipeline.formats import render, to_rttm
+from transcriber.jobs.exports import to_docx, to_md
+from transcriber.store.task import Task
+from transcriber.worker.pipeline.formats import FORMATS, render, to_rttm
 
 DATA: dict[str, Any] = {
     "language": "en",
@@ -72,3 +78,40 @@ def test_txt_tsv_json_rttm() -> None:
     assert '"speakers": [\n  "SPEAKER_00",\n  "SPEAKER_01"\n ]' in body
     turns = [{"start": 0.5, "end": 2.25, "speaker": "SPEAKER_00"}]
     assert to_rttm(turns, "t1") == "SPEAKER t1 1 0.500 1.750 <NA> <NA> SPEAKER_00 <NA> <NA>\n"
+
+
+# Any text at all, with a good share of the characters XML cannot hold.
+ANY_TEXT = st.text(
+    alphabet=st.one_of(st.characters(), st.sampled_from("\x00\x01\x07\x0b\x1f\ufffe\uffff\t\r\n ")),
+    min_size=1,
+)
+
+
+def xml_chars(text: str) -> str:
+    """What XML 1.0 allows (its Char production)."""
+    return "".join(
+        c
+        for c in text
+        if c in "\t\n\r"
+        or 0x20 <= ord(c) <= 0xD7FF
+        or 0xE000 <= ord(c) <= 0xFFFD
+        or ord(c) >= 0x10000
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=ANY_TEXT, speaker=ANY_TEXT, filename=ANY_TEXT)
+def test_every_export_takes_any_stored_text(text: str, speaker: str, filename: str) -> None:
+    segment = {"id": 0, "start": 0.0, "end": 1.0, "text": text, "speaker": speaker, "words": []}
+    data = {"language": "en", "duration": 1.0, "model": "m", "segments": [segment]}
+    task = Task(id="t", filename=filename, stored_name="s", created_at="2026-01-02T03:04:05Z")
+    folded = " ".join(text.split())
+    docx = Document(io.BytesIO(to_docx(task, data)))
+    name = xml_chars(" ".join(speaker.split()))
+    assert docx.paragraphs[2].text == f"{name} [0:00:00]\n{xml_chars(folded)}"
+    md = to_md(task, data)
+    assert md.endswith(folded.translate({ord(c): "\\" + c for c in "\\`*_[]<>#|~"}) + "\n")
+    for fmt in FORMATS:
+        render(fmt, data, {}).encode()
+    assert json.loads(render("json", data, {}))["segments"][0]["text"] == text
+    to_rttm([{"start": 0.0, "end": 1.0, "speaker": speaker}], task.id).encode()

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import io
 import sqlite3
+import threading
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from docx import Document
 
 from tests.conftest import assert_error, tone_wav, upload, wait_for_stage
-from transcriber.jobs.edits import retime
+from transcriber.jobs.edits import named, retime
 from transcriber.web.keys import CONFIG, TRANSCRIPTS
 
 WAV = tone_wav(10.0)
@@ -249,6 +252,64 @@ async def test_markdown_and_docx_from_the_latest_revision(client: Any) -> None:
     assert len(paragraphs) == 2 + 5
     old = await client.get(f"/api/tasks/{tid}/transcript", params={"format": "md", "revision": "0"})
     assert "Dana" not in await old.text()
+
+
+async def test_control_characters_are_refused_and_stored_ones_still_export(client: Any) -> None:
+    tid = (await complete_task(client, num_speakers="2"))["id"]
+    text = await client.patch(f"/api/tasks/{tid}/segments/0", json={"text": "a\u0001b"})
+    error = await assert_error(text, 400, "BAD_REQUEST")
+    assert (error["message"], error["detail"]) == (
+        "The text may not contain control characters.",
+        "U+0001 at position 1",
+    )
+    name = await client.patch(f"/api/tasks/{tid}/speakers", json={"SPEAKER_01": "Dana\u0000"})
+    error = await assert_error(name, 400, "BAD_REQUEST")
+    assert error["detail"] == "U+0000 at position 4"
+    # Tabs and line breaks are whitespace: folded, not refused.
+    folded = await client.patch(f"/api/tasks/{tid}/segments/2", json={"text": "one\ttwo\nthree"})
+    assert (await folded.json())["segments"][2]["text"] == "one two three"
+    assert revisions(client, tid) == [(0, "model"), (1, "edit")]
+
+    # A revision stored before the edit refused them (or a model's odd output) still exports.
+    def stored(data: dict[str, Any]) -> dict[str, Any]:
+        first = {**data["segments"][0], "text": "a\u0001b\u0000c \ufffe end"}
+        names = {"SPEAKER_01": "Bell\u0007 Ringer"}
+        return {**data, "segments": [first, *data["segments"][1:]], "speaker_names": names}
+
+    await client.server.app[TRANSCRIPTS].change(tid, None, stored)
+    for fmt in ("json", "txt", "srt", "vtt", "tsv", "md", "docx"):
+        resp = await client.get(f"/api/tasks/{tid}/transcript", params={"format": fmt})
+        assert resp.status == 200, (fmt, await resp.text())
+    rttm = await client.get(f"/api/tasks/{tid}/diarization.rttm")
+    assert "Bell\u0007_Ringer" in await rttm.text()
+    resp = await client.get(f"/api/tasks/{tid}/transcript", params={"format": "docx"})
+    paragraphs = Document(io.BytesIO(await resp.read())).paragraphs
+    assert paragraphs[2].text == "SPEAKER_00 [0:00:00]\nabc  end"
+    assert paragraphs[3].text.startswith("Bell Ringer [0:00:02]\n")
+
+
+async def test_exports_and_edit_answers_are_made_off_the_event_loop(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tid = (await complete_task(client, num_speakers="2"))["id"]
+    threads: list[int] = []
+
+    def spy(real: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
+        def named(data: dict[str, Any]) -> dict[str, Any]:
+            threads.append(threading.get_ident())
+            return real(data)
+
+        return named
+
+    monkeypatch.setattr("transcriber.web.results.named", spy(named))
+    monkeypatch.setattr("transcriber.web.edits.named", spy(named))
+    for fmt in ("md", "docx", "json"):
+        resp = await client.get(f"/api/tasks/{tid}/transcript", params={"format": fmt})
+        assert resp.status == 200
+    assert (await client.get(f"/api/tasks/{tid}/diarization.rttm")).status == 200
+    resp = await client.patch(f"/api/tasks/{tid}/speakers", json={"SPEAKER_01": "Dana"})
+    assert (await resp.json())["speaker_names"] == {"SPEAKER_01": "Dana"}
+    assert len(threads) == 5 and threading.get_ident() not in threads
 
 
 async def test_concurrent_edits_are_serialized(client: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
+import unicodedata
 from difflib import SequenceMatcher
 from typing import Any
 
@@ -49,7 +50,20 @@ def _name(name: object) -> str:
     cleaned = " ".join(name.split())
     if len(cleaned) > MAX_NAME:
         raise ApiError("BAD_REQUEST", f"A speaker name may be at most {MAX_NAME} characters.")
-    return cleaned
+    return printable(cleaned, "A speaker name")
+
+
+def printable(text: str, what: str) -> str:
+    """The text, refused (400) if a control character is left once whitespace is folded: it
+    shows as nothing on the page and is invalid in a DOCX; a lone surrogate cannot be stored."""
+    for position, char in enumerate(text):
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise ApiError(
+                "BAD_REQUEST",
+                f"{what} may not contain control characters.",
+                f"U+{ord(char):04X} at position {position}",
+            )
+    return text
 
 
 def edit_segment(data: dict[str, Any], index: int, body: object) -> dict[str, Any]:
@@ -74,7 +88,7 @@ def edit_segment(data: dict[str, Any], index: int, body: object) -> dict[str, An
         text = body["text"]
         if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
             raise ApiError("BAD_REQUEST", f"text must be non-empty, at most {MAX_TEXT} characters.")
-        text = " ".join(text.split())
+        text = printable(" ".join(text.split()), "The text")
         if text != segment["text"]:
             words, timing = retime(segment.get("words", []), text, segment)
             segment.update(text=text, words=words, words_timing=timing, edited=True)

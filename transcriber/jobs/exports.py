@@ -20,6 +20,9 @@ DOCUMENTS = {
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
+# What XML 1.0 cannot hold (C0 controls other than tab and line breaks, U+FFFE, U+FFFF): the
+# edit refuses them, but a revision stored before it did, or a model's output, may have them.
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def clock(seconds: float) -> str:
@@ -65,18 +68,23 @@ def to_md(task: Task, data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("", text)
+
+
 def to_docx(task: Task, data: dict[str, Any]) -> bytes:
     document = Document()
-    document.core_properties.title = task.filename
-    document.add_heading(task.filename, level=1)
-    document.add_paragraph(heading(task, data))
+    title = _xml(task.filename)
+    document.core_properties.title = title
+    document.add_heading(title, level=1)
+    document.add_paragraph(_xml(heading(task, data)))
     for speaker, start, text in paragraphs(data):
         paragraph = document.add_paragraph()
         if speaker:
-            paragraph.add_run(speaker).bold = True
+            paragraph.add_run(_xml(" ".join(speaker.split()))).bold = True
             paragraph.add_run(" ")
         paragraph.add_run(f"[{clock(start)}]").italic = True
-        paragraph.add_run("\n" + text)
+        paragraph.add_run("\n" + _xml(text))
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()

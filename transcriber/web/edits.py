@@ -6,6 +6,7 @@ that ETag back in If-Match with its next edit, and gets 412 when another tab was
 
 from __future__ import annotations
 
+import asyncio
 import json
 from functools import partial
 from typing import Any
@@ -32,10 +33,16 @@ async def _body(request: web.Request) -> Any:
         raise ApiError("BAD_REQUEST", "The body is not valid JSON.", str(exc)) from exc
 
 
-def _revision_response(revision: Revision) -> web.Response:
+def _revision_json(revision: Revision) -> str:
     data = {"speaker_names": {}} | named(revision.data)
     data |= {"revision": revision.revision, "source": revision.source}
-    response = web.json_response(text=to_json(data, {}))
+    return to_json(data, {})
+
+
+async def _revision_response(revision: Revision) -> web.Response:
+    # In a thread: the names are applied to a copy of the whole transcript, which takes a
+    # while for a long one, and the event loop serves everyone meanwhile.
+    response = web.json_response(text=await asyncio.to_thread(_revision_json, revision))
     response.headers["ETag"] = etag(revision)
     return response
 
@@ -47,7 +54,7 @@ async def speakers(request: web.Request) -> web.Response:
         request.headers.get("If-Match"),
         partial(rename, body=body),
     )
-    return _revision_response(revision)
+    return await _revision_response(revision)
 
 
 async def segment(request: web.Request) -> web.Response:
@@ -60,7 +67,7 @@ async def segment(request: web.Request) -> web.Response:
         request.headers.get("If-Match"),
         partial(edit_segment, index=int(raw), body=body),
     )
-    return _revision_response(revision)
+    return await _revision_response(revision)
 
 
 async def rediarize(request: web.Request) -> web.Response:

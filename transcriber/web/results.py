@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from transcriber.jobs.edits import named
@@ -22,21 +24,27 @@ async def transcript(request: web.Request) -> web.Response:
         names = ", ".join([*FORMATS, *DOCUMENTS])
         raise ApiError("BAD_REQUEST", f"Unknown format {fmt!r}.", f"formats: {names}")
     task, revision = await _revision(request)
-    data = {"speaker_names": {}} | named(revision.data)
-    data |= {"revision": revision.revision, "source": revision.source}
-    if fmt == "docx":
-        response = web.Response(body=to_docx(task, data), content_type=DOCUMENTS[fmt])
-    elif fmt == "md":
-        response = web.Response(text=to_md(task, data), content_type=DOCUMENTS[fmt])
-    else:
-        body = render(fmt, data, task.timings)
-        response = web.Response(text=body, content_type=FORMATS[fmt], charset="utf-8")
+    body = await asyncio.to_thread(_export, fmt, task, revision)
+    charset = None if fmt == "docx" else "utf-8"
+    media = DOCUMENTS.get(fmt) or FORMATS[fmt]
+    response = web.Response(body=body, content_type=media, charset=charset)
     response.headers["ETag"] = etag(revision)
     response.headers["Cache-Control"] = "no-cache"
     if "download" in request.query:
         stem = task.filename.rsplit(".", 1)[0] or "transcript"
         response.headers["Content-Disposition"] = _attachment(f"{stem}.{fmt}")
     return response
+
+
+def _export(fmt: str, task: Task, revision: Revision) -> bytes:
+    """The file, made in a thread: copying and rendering an hour's transcript takes long
+    enough to hold up every other request if it ran on the event loop."""
+    data = {"speaker_names": {}} | named(revision.data)
+    data |= {"revision": revision.revision, "source": revision.source}
+    if fmt == "docx":
+        return to_docx(task, data)
+    text = to_md(task, data) if fmt == "md" else render(fmt, data, task.timings)
+    return text.encode()
 
 
 async def _revision(request: web.Request) -> tuple[Task, Revision]:
@@ -52,9 +60,9 @@ async def _revision(request: web.Request) -> tuple[Task, Revision]:
 
 async def rttm(request: web.Request) -> web.Response:
     task, revision = await _revision(request)
-    data = named(revision.data)
-    if "turns" not in data:
+    if "turns" not in revision.data:
         raise ApiError("NOT_READY", "This task ran without diarization.", "diarize=false")
+    data = await asyncio.to_thread(named, revision.data)
     return web.Response(
         text=to_rttm(data["turns"], task.id), content_type="text/plain", charset="utf-8"
     )
