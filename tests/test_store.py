@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import aiosqlite
+import pytest
 
+from tests.serverproc import ROOT, free_port
+from transcriber.config import Config
 from transcriber.protocol.stages import Stage
-from transcriber.store.db import MIGRATIONS, Store
+from transcriber.store.db import MIGRATIONS, NewerDatabase, Store
 from transcriber.store.task import Task
 
 
@@ -48,6 +54,61 @@ async def test_version_1_database_upgrades_and_keeps_rows(tmp_path: Path) -> Non
         assert again == task
     finally:
         await store.close()
+
+
+async def newer_database(path: Path) -> int:
+    """A database as a later version leaves it: one migration more than this one knows."""
+    path.parent.mkdir(parents=True)
+    newer = len(MIGRATIONS) + 1
+    async with aiosqlite.connect(path) as db:
+        await db.execute(f"PRAGMA user_version = {newer}")
+        await db.commit()
+    return newer
+
+
+async def test_a_newer_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "db.sqlite3"
+    newer = await newer_database(path)
+    with pytest.raises(NewerDatabase) as refused:
+        await Store.open(path)
+    assert str(refused.value) == (
+        f"the database is at schema version {newer}, written by a newer transcriber;"
+        f" this version knows schema versions up to {len(MIGRATIONS)}."
+        " Run the newer version, or give this one another --data-dir."
+    )
+    async with aiosqlite.connect(path) as db:
+        async with db.execute("PRAGMA user_version") as cur:
+            assert (await cur.fetchone()) == (newer,)
+        async with db.execute("SELECT name FROM sqlite_master") as cur:
+            assert await cur.fetchall() == []
+
+
+async def test_the_server_will_not_start_on_a_newer_database(tmp_path: Path) -> None:
+    config = Config(data_dir=tmp_path / "data")
+    newer = await newer_database(config.db_path)
+    args = [
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        str(config.data_dir),
+        "--pipeline",
+        "plumbing",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[-1] == (
+        f"transcriber: {config.db_path}: the database is at schema version {newer}, written by a"
+        f" newer transcriber; this version knows schema versions up to {len(MIGRATIONS)}."
+        " Run the newer version, or give this one another --data-dir."
+    )
 
 
 async def test_save_list_delete(tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ def serve(args: argparse.Namespace) -> None:
         sys.exit(f"transcriber: {exc}")
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from transcriber.store.db import NewerDatabase
     from transcriber.web.server import create_app
 
     print(
@@ -63,13 +64,16 @@ def serve(args: argparse.Namespace) -> None:
         f"(model {config.model}, pipeline {config.pipeline}, data {config.data_dir})",
         flush=True,
     )
-    web.run_app(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        print=None,
-        access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
-    )
+    try:
+        web.run_app(
+            create_app(config),
+            host=config.host,
+            port=config.port,
+            print=None,
+            access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
+        )
+    except NewerDatabase as exc:
+        sys.exit(f"transcriber: {config.db_path}: {exc}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -78,11 +78,21 @@ COLUMNS = (
 _UPDATES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[1:])
 
 
+class NewerDatabase(Exception):
+    """The database was written by a newer version: this one would misread or damage it."""
+
+
 async def migrate(db: aiosqlite.Connection) -> int:
     """Apply the migrations not applied yet; return the resulting version."""
     async with db.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
     version = int(row[0]) if row else 0
+    if version > len(MIGRATIONS):
+        raise NewerDatabase(
+            f"the database is at schema version {version}, written by a newer transcriber;"
+            f" this version knows schema versions up to {len(MIGRATIONS)}."
+            " Run the newer version, or give this one another --data-dir."
+        )
     for index, (name, sql) in enumerate(MIGRATIONS[version:], start=version + 1):
         log.info("applying migration %d: %s", index, name)
         await db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {index};\nCOMMIT;")
