@@ -85,3 +85,21 @@ async def test_rediarize_refuses_bad_options_and_unfinished_tasks(make_client: A
     unchanged = await (await client.get(f"/api/tasks/{snap['id']}")).json()
     assert unchanged["seq"] == final["seq"] and unchanged["options"] == final["options"]
     await assert_error(await client.post("/api/tasks/nope/rediarize"), 404, "UNKNOWN_TASK")
+
+
+async def test_a_restart_during_rediarize_resumes_it(make_client: Any) -> None:
+    """The restarts that cut the first run are not held against the new one."""
+    client = await make_client(plumbing_stage_seconds=3.0, max_attempts=3)
+    tid = (await (await upload(client, WAV)).json())["id"]
+    await wait_for_stage(client, tid, {"complete"}, timeout=60)
+    # As if two restarts had cut the first run, which then completed on its third attempt.
+    await client.server.app[TASKS].update(tid, interruptions=2)
+    resp = await client.post(f"/api/tasks/{tid}/rediarize", json={"num_speakers": 2})
+    assert resp.status == 202, await resp.text()
+    await wait_for_stage(client, tid, {"diarizing"})
+    await client.close()  # the server stops while diarizing
+    again = await make_client(plumbing_stage_seconds=0.3, max_attempts=3)
+    final = await wait_for_stage(again, tid, {"complete", "failed"})
+    assert (final["stage"], final["error"]) == ("complete", None)
+    body = await (await again.get(f"/api/tasks/{tid}/transcript")).json()
+    assert (body["source"], body["speakers"]) == ("rediarize", ["SPEAKER_00", "SPEAKER_01"])
