@@ -7,9 +7,13 @@ import asyncio
 import sqlite3
 from typing import Any
 
+import pytest
+
 from tests.conftest import assert_error, tone_wav, upload, wait_for_stage
+from transcriber.jobs import transcripts as transcripts_module
 from transcriber.jobs.search import fts_query
-from transcriber.web.keys import CONFIG
+from transcriber.store.task import Task
+from transcriber.web.keys import CONFIG, RUNNER, TRANSCRIPTS
 
 WAV = tone_wav(10.0)
 
@@ -130,3 +134,34 @@ async def test_a_completed_run_is_indexed_when_it_completes(client: Any) -> None
             break
         await asyncio.sleep(0.1)
     assert index_rows(client, "plumbing") == [(task_id, i) for i in range(5)]
+
+
+async def test_catch_up_imports_earlier_runs_a_batch_at_a_time(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs that completed under a version that did not index them as they completed.
+    async def not_indexed(task: Task) -> None:
+        return None
+
+    client.server.app[RUNNER].on_complete = not_indexed
+    ids = [await complete(client, f"old{i}.wav") for i in range(5)]
+    store = client.server.app[TRANSCRIPTS].store
+    pages: list[list[str]] = []
+
+    async def unimported(after: str, limit: int) -> list[str]:
+        page: list[str] = await type(store).unimported(store, after, limit)
+        pages.append(page)
+        return page
+
+    monkeypatch.setattr(store, "unimported", unimported)
+    monkeypatch.setattr(transcripts_module, "SYNC_BATCH", 2)
+    found = await search(client, "plumbing", limit="100")
+    assert {hit["task_id"] for hit in found["hits"]} == set(ids)
+    assert len(found["hits"]) == 5 * 5
+    assert pages == [sorted(ids)[0:2], sorted(ids)[2:4], sorted(ids)[4:]]
+    assert sorted(task_id for task_id, _ in index_rows(client, "plumbing")) == sorted(
+        [task_id for task_id in ids for _ in range(5)]
+    )
+    # All taken in: the next search's catch-up finds nothing to do.
+    await search(client, "plumbing")
+    assert pages[3:] == [[]]

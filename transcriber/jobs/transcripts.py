@@ -25,6 +25,8 @@ from transcriber.store.transcripts import Revision, TranscriptStore
 log = logging.getLogger(__name__)
 
 Edit = Callable[[dict[str, Any]], dict[str, Any]]
+# Tasks a search's catch-up takes from the database at once.
+SYNC_BATCH = 50
 
 
 def etag(revision: Revision) -> str:
@@ -91,12 +93,19 @@ class Transcripts:
             await self.imported(task)
 
     async def sync(self) -> None:
-        """Make every completed run's output a revision (before a search)."""
-        for task_id in await self.store.unimported():
-            task = await self.tasks.get(task_id)
-            if task is not None:
-                async with self.lock(task_id):
-                    await self.imported(task)
+        """Make every completed run's output a revision (before a search), SYNC_BATCH tasks
+        at a time: after an upgrade there may be thousands waiting."""
+        after = ""
+        while True:
+            batch = await self.store.unimported(after, SYNC_BATCH)
+            for task_id in batch:
+                task = await self.tasks.get(task_id)
+                if task is not None:
+                    async with self.lock(task_id):
+                        await self.imported(task)
+            if len(batch) < SYNC_BATCH:
+                return
+            after = batch[-1]
 
     async def imported(self, task: Task) -> Revision | None:
         """The latest revision, after saving the output of a run that completed since."""

@@ -150,11 +150,14 @@ class TranscriptStore:
                 [(MAX_SEGMENTS - 1 - row[0], *row, revision.task_id) for row in segments],
             )
 
-    async def unimported(self) -> list[str]:
-        """Complete tasks whose latest run's output is not a revision yet."""
+    async def unimported(self, after: str, limit: int) -> list[str]:
+        """Up to `limit` complete tasks whose latest run's output is not a revision yet, in id
+        order after `after`: a page a caller can resume from even if it imports none of it."""
         async with self._db.execute(
-            "SELECT id FROM tasks WHERE stage = 'complete' AND attempt >"
+            "SELECT id FROM tasks WHERE stage = 'complete' AND id > ? AND attempt >"
             " COALESCE((SELECT MAX(attempt) FROM revisions WHERE task_id = tasks.id), -1)"
+            " ORDER BY id LIMIT ?",
+            (after, limit),
         ) as cur:
             rows = await cur.fetchall()
         return [row[0] for row in rows]
