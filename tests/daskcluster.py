@@ -37,23 +37,23 @@ DASK_CONFIG = {
 
 @asynccontextmanager
 async def node_cluster(
-    tmp_path: Path, workers: int = 2, token: str = TOKEN, **settings: Any
+    tmp_path: Path, workers: int = 2, token: str = TOKEN, slots: int = 1, **settings: Any
 ) -> AsyncIterator[LocalCluster]:
-    """Worker processes with GPU=1 each and the node plugin: like `transcriber node`."""
+    """Worker processes with GPU=`slots` each and the node plugin: like `transcriber node`."""
     with dask.config.set(DASK_CONFIG):
         cluster = await LocalCluster(
             n_workers=workers,
-            threads_per_worker=2,  # one for the job, one spare (the resource caps jobs at 1)
+            threads_per_worker=slots + 1,  # one per job, one spare (the resource caps the jobs)
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
             worker_dashboard_address="127.0.0.1:0",
             asynchronous=True,
-            resources={RESOURCE: 1},
+            resources={RESOURCE: slots},
             startup_information={NODE_INFO: functools.partial(node_info, token, "shared")},
         )
         try:
-            await use_settings(cluster, tmp_path, **settings)
+            await use_settings(cluster, tmp_path, slots=slots, **settings)
             yield cluster
         finally:
             await cluster.close()

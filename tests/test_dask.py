@@ -12,9 +12,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from distributed import Client
 
+from transcriber.node.wire import RESOURCE, job_key
 from transcriber.protocol.stages import Stage
 from transcriber.web.keys import CONFIG, RUNNER
+from transcriber.worker.pipeline.types import Cancelled
+from transcriber.worker.process import Job
 
 from .conftest import ClientFactory, upload
 from .daskcluster import alive, dask_overrides, executor_of, node_cluster, placed_pid, until
@@ -150,3 +154,51 @@ def test_serve_without_dask_imports_no_dask(tmp_path: Path) -> None:
         "assert 'distributed' not in sys.modules and 'dask' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+async def test_room_watchers_hear_of_each_node_admitted_and_of_more_slots(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    async with node_cluster(tmp_path, workers=0) as cluster:
+        client = await make_client(**dask_overrides(cluster))
+        executor = executor_of(client)
+        heard: list[int] = []
+        executor.watch_room(lambda: heard.append(executor.room()))
+        await cluster.scale(2)
+        await until(lambda: heard == [1, 2], what="both nodes admitted, one at a time")
+        address = next(iter(executor.nodes.admitted()))
+        async with Client(cluster, asynchronous=True) as dask:
+            # What a worker's own set_resources asks of the scheduler.
+            await dask.scheduler.set_resources(worker=address, resources={RESOURCE: 3})
+        await until(lambda: heard == [1, 2, 4], what="the node's two more slots")
+        room = executor.room()
+        await client.close()
+    assert room == 4
+
+
+async def test_stops_leave_nothing_behind_on_the_scheduler(
+    tmp_path: Path, make_client: ClientFactory, wav_bytes: bytes
+) -> None:
+    async with node_cluster(tmp_path, workers=1) as cluster:
+        client = await make_client(**dask_overrides(cluster, plumbing_stage_seconds=2.0))
+        executor = executor_of(client)
+        await until(lambda: executor.room() == 1, what="the node admitted")
+        # Cancelled before `run` (as the coordinator does when a cancel lands while it starts
+        # the job): never submitted, and `run` stops it as it starts.
+        early = Job("never-run", 1, tmp_path / "a.wav", tmp_path, ("aligning",), {}, "plumbing")
+        executor.cancel(early)
+        with pytest.raises(Cancelled):
+            await asyncio.wait_for(executor.run(0, early), 5)
+        submitted = [entry[0] for entry in cluster.scheduler.transition_log]
+        cancelled = await submit(client, wav_bytes)
+        await reach(client, cancelled, "aligning")
+        assert (await client.post(f"/api/tasks/{cancelled}/cancel")).status == 200
+        await until(lambda: client.app[RUNNER].busy == 0, what="the cancelled job stopped")
+        stopped = await stage_of(client, cancelled)
+        done = await reach(client, await submit(client, wav_bytes), "complete")
+        events = cluster.scheduler.extensions["events"]
+        left = dict(events._events), dict(events._waiter_count)
+        await client.close()
+    assert job_key("never-run", 1) not in submitted
+    assert stopped["stage"] == "cancelled" and done["error"] is None
+    assert left == ({}, {})

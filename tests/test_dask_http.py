@@ -5,10 +5,14 @@ from __future__ import annotations
 import functools
 import os
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
+import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from transcriber.web.keys import CONFIG
 
@@ -22,7 +26,7 @@ from .daskcluster import (
     until,
     use_settings,
 )
-from .test_dask import reach, submit
+from .test_dask import reach, stage_of, submit
 from .test_dask_failures import parent_of
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -81,3 +85,86 @@ async def test_http_nodes_fetch_audio_send_stages_back_and_resume_elsewhere(
     assert (files / "diarizing.json").is_file() and "Plumbing segment 1." in text
     # The node's copy of the audio was fetched into its own cache, and left once done.
     assert not (tmp_path / "node-cache" / "tasks" / task_id).exists()
+
+
+@asynccontextmanager
+async def cutting_proxy(upstream: str, cut: set[str], sized: bool) -> AsyncIterator[str]:
+    """A coordinator URL for nodes that passes everything on to `upstream`, except the audio
+    of the tasks in `cut`: half of it is sent, then the connection drops, as on a network that
+    fails. `sized`: the answer says its length (as the coordinator's does), else it is chunked.
+    """
+    async with aiohttp.ClientSession() as session:
+
+        async def forward(request: web.Request) -> web.StreamResponse:
+            headers = {k: v for k, v in request.headers.items() if k in ("Authorization", "Range")}
+            url, body = upstream + request.path_qs, await request.read()
+            async with session.request(request.method, url, headers=headers, data=body) as up:
+                answer = await up.read()
+                status, kept = (
+                    up.status,
+                    {k: v for k, v in up.headers.items() if k == "Content-Range"},
+                )
+            if not any(request.path == f"/internal/nodes/tasks/{t}/audio" for t in cut):
+                return web.Response(status=status, body=answer, headers=kept)
+            response = web.StreamResponse()
+            if sized:
+                response.content_length = len(answer)
+            else:
+                response.enable_chunked_encoding()
+            await response.prepare(request)
+            await response.write(answer[: len(answer) // 2])
+            assert request.transport is not None
+            request.transport.close()
+            return response
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        server = TestServer(app)
+        await server.start_server()
+        try:
+            yield str(server.make_url("")).rstrip("/")
+        finally:
+            await server.close()
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["sized", "chunked"])
+async def test_a_cut_download_fails_its_job_alone_and_the_node_runs_on(
+    tmp_path: Path,
+    make_client: ClientFactory,
+    wav_bytes: bytes,
+    sized: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with node_cluster(tmp_path, workers=1, slots=2) as cluster:
+        client = await make_client(**dask_overrides(cluster, plumbing_stage_seconds=2.0))
+        executor = executor_of(client)
+        cut: set[str] = set()
+        async with cutting_proxy(await coordinator_url(client), cut, sized) as url:
+            settings = {"audio": "http", "coordinator_url": url, "node_token": TOKEN}
+            await use_settings(cluster, tmp_path, slots=2, **settings)
+            await until(lambda: executor.room() == 2, what="the node's 2 slots admitted")
+            node = list(executor.nodes.admitted())
+            good = await submit(client, wav_bytes)
+            await reach(client, good, "transcribing")
+            place = await until(functools.partial(placed_pid, executor, good))
+            # Created first, its audio sent once the proxy knows to cut it.
+            created = await client.post("/api/tasks", json={"filename": "cut.wav"})
+            bad = (await created.json())["id"]
+            cut.add(bad)
+            assert (await client.put(f"/api/tasks/{bad}/audio", data=wav_bytes)).status == 201
+            failed = await reach(client, bad, "failed")
+            meanwhile, still = await stage_of(client, good), placed_pid(executor, good)
+            done = await reach(client, good, "complete")
+            admitted = list(executor.nodes.admitted())
+            await client.close()
+    error = failed["error"]
+    assert error["code"] == "INTERNAL" and failed["attempt"] == 1
+    # An INTERNAL error's detail is a reference to the server's log line, which says why.
+    ref = error["detail"].split()[1]
+    why = f"[ref {ref}]: could not fetch the task's files: IncompleteRead"
+    assert any(why in record.getMessage() for record in caplog.records), caplog.text
+    # The other job on the same node ran on, in the same process, and was never requeued.
+    assert meanwhile["stage"] in ("transcribing", "aligning", "diarizing")
+    assert still == place and place[0] == node[0]
+    assert done["attempt"] == 1 and done["error"] is None
+    assert admitted == node

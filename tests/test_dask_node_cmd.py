@@ -5,8 +5,11 @@ token over plain http to another machine unless told."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from distributed import Client, Worker
+from distributed.core import rpc
+from distributed.protocol.pickle import dumps
+
+from transcriber.node.plugin import node_info
+from transcriber.node.tls import security
+from transcriber.node.wire import NODE_INFO, RESOURCE
 
 from .conftest import tone_wav
 from .serverproc import ROOT, ServerProcess, free_port
@@ -212,3 +222,73 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_a_node_credential_is_not_a_client_of_the_cluster(cluster: Cluster) -> None:
+    node_log = cluster.node("only")
+    log = cluster.server.log
+    joined = eventually(
+        lambda: re.search(r"node (tls://\S+) \(only\) joined", log.read_text()), what="joined"
+    )
+    first = cluster.submit()
+    assert eventually(lambda: _ended(cluster.task(first)), what="a job")["stage"] == "complete"
+    ran = cluster.folder / "ran"
+    refused = asyncio.run(_as_a_node(cluster, joined.group(1), ran))
+    # A client with the node's certificate is refused as it registers, so it can neither
+    # submit nor run anything; the function sent straight to the scheduler (what
+    # run_on_scheduler sends) is refused, and the node's worker closes the connection of
+    # anyone but the coordinator (Client.run reaches nodes through the scheduler). None ran.
+    assert refused["client"].startswith("TimeoutError")
+    assert refused["scheduler"] == (
+        "PermissionError: a transcriber node may not call 'run_function' on the scheduler"
+    )
+    assert refused["worker"].startswith("CommClosedError")
+    assert not ran.exists()
+    server_log = log.read_text()
+    assert "refused 'register-client' from tls://127.0.0.1:" in server_log
+    assert "refused a connection from tls://127.0.0.1:" in node_log.read_text()
+    # A node's stream to the scheduler carries a worker's messages only, not a client's.
+    assert "refused 'cancel-keys' from tls://127.0.0.1:" in server_log
+    # The coordinator and its node work on.
+    second = cluster.submit()
+    assert eventually(lambda: _ended(cluster.task(second)), what="a job")["stage"] == "complete"
+
+
+async def _as_a_node(cluster: Cluster, worker: str, ran: Path) -> dict[str, str]:
+    """What a holder of a node's files gets when it asks for more than a node may."""
+    node = security(cluster.certs, "node")
+    scheduler = f"tls://127.0.0.1:{cluster.port}"
+    refused: dict[str, str] = {}
+    try:
+        async with Client(scheduler, security=node, asynchronous=True, timeout=3) as client:
+            await client.run_on_scheduler(ran.touch)
+    except Exception as exc:
+        refused["client"] = f"{type(exc).__name__}: {exc}"
+    for name, address, op in (("scheduler", scheduler, "run_function"), ("worker", worker, "run")):
+        async with rpc(address, connection_args=node.get_connection_args("client")) as server:
+            try:
+                await getattr(server, op)(function=dumps(ran.touch))
+            except Exception as exc:
+                refused[name] = f"{type(exc).__name__}: {exc}"
+    await _rogue_node(cluster, scheduler, node)
+    return refused
+
+
+async def _rogue_node(cluster: Cluster, scheduler: str, node: Any) -> None:
+    """A node that, once registered, sends a client's message (cancel a job) on its stream."""
+    info = {NODE_INFO: functools.partial(node_info, TOKEN, "shared")}
+    async with Worker(
+        scheduler,
+        security=node,
+        nthreads=1,
+        resources={RESOURCE: 1},
+        startup_information=info,
+        dashboard=False,
+        name="rogue",
+    ) as worker:
+        message = {"op": "cancel-keys", "keys": ["transcriber-job-x-1"], "client": "x"}
+        worker.batched_stream.send(message)
+        for _ in range(300):
+            if "refused 'cancel-keys'" in cluster.server.log.read_text():
+                break
+            await asyncio.sleep(0.1)

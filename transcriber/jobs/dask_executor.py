@@ -3,12 +3,14 @@
 The coordinator keeps the queue (jobs/runner.py) and submits a job only while a node has a
 free slot, placing it on that node itself: Dask's own placement of resource-restricted tasks
 can pile them onto busy workers, and after a cancel it may take a worker for free while the
-old job still runs. A node is admitted once its token and versions check out (wire.py).
-Progress arrives on a Dask event topic and is applied in order by one pump task; a cancel or
-kill is told to the job's node at once (Client.run) and kept as a distributed.Event, which the
-node reads as the job starts, for a job that has not reached its node yet. A node that
-vanishes fails its jobs with NodeLost, which the coordinator treats like a restart of the job
-(requeue or fail).
+old job still runs. A node is admitted once its token and versions check out (wire.py); the
+slot loops are woken (`watch_room`) when one is. Progress arrives on a Dask event topic and
+is applied in order by one pump task. A cancel or kill is told to the job's node at once
+(Client.run); a job not yet on its node has its Dask task cancelled instead, and one
+cancelled before `run` is never submitted: no stop is left behind on the scheduler. A job's
+own failure (say its node could not fetch the audio) fails that job alone; only a node that
+leaves the cluster (its worker died, or the scheduler no longer lists it) fails its jobs with
+NodeLost, which the coordinator treats like a restart of the job (requeue or fail).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,17 +35,11 @@ from transcriber.jobs.executor import (
     decode_event,
 )
 from transcriber.node.agent import run_on_node
+from transcriber.node.guard import guard_scheduler
 from transcriber.node.plugin import stop_job
 from transcriber.node.tls import security
 from transcriber.node.tuning import SERVER
-from transcriber.node.wire import (
-    COORDINATOR_KEY,
-    PROGRESS_TOPIC,
-    RESOURCE,
-    job_key,
-    stop_event,
-    versions,
-)
+from transcriber.node.wire import COORDINATOR_KEY, PROGRESS_TOPIC, RESOURCE, job_key, versions
 from transcriber.worker.pipeline.types import Cancelled, PipelineError
 from transcriber.worker.process import Job, JobResult
 
@@ -51,12 +49,17 @@ dd: Any = distributed
 
 # How long run() waits, after the job's result, for its last progress events to arrive.
 FINISH_WAIT = 10.0
+# How long a cancel that came before `run` is kept for it: the coordinator calls `run` right
+# after it builds a job, or not at all, so an older one is only memory.
+EARLY_KEEP = 600.0
 
 
 @dataclass
 class _Placed:
     job: Job
     address: str
+    future: Any = None
+    stop: str | None = None  # "cancel" or "kill", once the coordinator asked
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     pid: int | None = None
 
@@ -72,6 +75,8 @@ class DaskExecutor:
         self._sink: EventSink | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._signals: set[asyncio.Task[None]] = set()
+        self._early: dict[tuple[str, int], float] = {}
+        self._room_watchers: list[Callable[[], None]] = []
 
     @property
     def slots(self) -> int:
@@ -80,6 +85,17 @@ class DaskExecutor:
     def room(self) -> int:
         """Slots on admitted nodes: the coordinator runs no more jobs than this at once."""
         return self._nodes.slots() if self._nodes is not None else 0
+
+    def watch_room(self, callback: Callable[[], None]) -> None:
+        """`callback` is called on the event loop whenever `room()` may have grown."""
+        self._room_watchers.append(callback)
+
+    def _room_grew(self) -> None:
+        for callback in list(self._room_watchers):
+            try:
+                callback()
+            except Exception:
+                log.exception("a watcher of the executor's room failed")
 
     @property
     def nodes(self) -> Nodes:
@@ -101,7 +117,7 @@ class DaskExecutor:
         self._client = await dd.Client(address, security=sec, asynchronous=True)
         await self._client.set_metadata(COORDINATOR_KEY, versions())
         self._client.subscribe_topic(PROGRESS_TOPIC, self._heard)
-        self._nodes = Nodes(self._client, c.node_token, self._node_gone)
+        self._nodes = Nodes(self._client, c.node_token, self._node_gone, self._room_grew)
         await self._nodes.refresh()
         self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._nodes.watch())]
 
@@ -123,6 +139,8 @@ class DaskExecutor:
                 # A job is never run twice by Dask: the coordinator decides (NodeLost).
                 allowed_failures=0,
             )
+        if c.tls_dir is not None:  # without TLS no peer has a role: loopback only (config.py)
+            guard_scheduler(self._scheduler)
         await self._scheduler
         log.info("Dask scheduler listening on %s", self._scheduler.address)
         return str(self._scheduler.address)
@@ -140,10 +158,12 @@ class DaskExecutor:
             await self._scheduler.close()
 
     async def run(self, slot: int, job: Job) -> JobResult:
+        key = (job.task_id, job.attempt)
+        if self._early.pop(key, None) is not None:
+            raise Cancelled("cancelled before it started")
         address = self.nodes.take()
         if address is None:
             raise NodeLost("no node has a free slot")
-        key = (job.task_id, job.attempt)
         placed = self._placed[key] = _Placed(job, address)
         try:
             outcome = await self._submit(placed)
@@ -152,12 +172,11 @@ class DaskExecutor:
         finally:
             del self._placed[key]
             self.nodes.give_back(address)
-            await self._clear_signals(job)
         return _result(outcome)
 
     async def _submit(self, placed: _Placed) -> dict[str, Any]:
         job = placed.job
-        future = self._client.submit(
+        future = placed.future = self._client.submit(
             run_on_node,
             dataclasses.replace(job, hf_token=None),  # the node uses its own hub token
             self._config.cancel_grace,
@@ -174,44 +193,63 @@ class DaskExecutor:
             await asyncio.wait({result, lost}, return_when=asyncio.FIRST_COMPLETED)
             if not result.done():
                 raise NodeLost(f"node {placed.address} was lost while it ran the job")
-            try:
-                outcome: dict[str, Any] = result.result()
-            except Exception as exc:  # KilledWorker and kin: the worker died under it
-                self.nodes.lose(placed.address)  # before the requeued job looks for a node
-                raise NodeLost(f"node {placed.address}: {type(exc).__name__}: {exc}") from exc
-            return outcome
+            return self._judge(placed, result)
         finally:
             for waiting in (result, lost):
                 waiting.cancel()
             await self._client.cancel([future])
 
+    def _judge(self, placed: _Placed, result: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
+        """The node's outcome, or what the end of the job's Dask task means for the job."""
+        try:
+            return result.result()
+        except dd.KilledWorker as exc:  # the node's Dask worker died while it held the job
+            self.nodes.lose(placed.address)  # before the requeued job looks for a node
+            raise NodeLost(f"node {placed.address}: {type(exc).__name__}: {exc}") from exc
+        except dd.client.FutureCancelledError as exc:
+            if placed.stop == "cancel":
+                raise Cancelled("cancelled before it reached its node") from exc
+            if placed.stop == "kill":
+                raise WorkerLost("killed before it reached its node") from exc
+            # Not cancelled from here: the scheduler let go of it (its connection was lost).
+            raise NodeLost(f"the scheduler dropped the job: {exc}") from exc
+        except Exception as exc:  # the job's own failure: its node and its other jobs run on
+            detail = f"on node {placed.address}: {type(exc).__name__}: {exc}"
+            raise PipelineError("INTERNAL", "", detail) from exc
+
     def cancel(self, job: Job) -> None:
-        self._signal(job, "cancel")
-
-    async def kill(self, job: Job) -> None:
-        if (job.task_id, job.attempt) in self._placed:
-            await self._set(job, "kill")
-
-    def _signal(self, job: Job, kind: str) -> None:
-        task = asyncio.create_task(self._set(job, kind))
+        key = (job.task_id, job.attempt)
+        placed = self._placed.get(key)
+        if placed is None:  # `run` has not begun: it will not submit the job
+            now = time.monotonic()
+            self._early = {k: t for k, t in self._early.items() if now - t < EARLY_KEEP}
+            self._early[key] = now
+            return
+        task = asyncio.create_task(self._stop(placed, "cancel"))
         self._signals.add(task)
         task.add_done_callback(self._signals.discard)
 
-    async def _set(self, job: Job, kind: str) -> None:
-        placed = self._placed.get((job.task_id, job.attempt))
-        try:
-            await dd.Event(stop_event(job.task_id, job.attempt, kind), client=self._client).set()
-            if placed is not None:
-                key = job_key(job.task_id, job.attempt)
-                await self._client.run(stop_job, key, kind, workers=[placed.address])
-        except Exception:
-            log.exception("could not signal %s to task %s", kind, job.task_id)
+    async def kill(self, job: Job) -> None:
+        if (placed := self._placed.get((job.task_id, job.attempt))) is not None:
+            await self._stop(placed, "kill")
 
-    async def _clear_signals(self, job: Job) -> None:
-        for kind in ("cancel", "kill"):
-            name = stop_event(job.task_id, job.attempt, kind)
-            with suppress(Exception):
-                await dd.Event(name, client=self._client).clear()
+    async def _stop(self, placed: _Placed, kind: str) -> None:
+        if placed.stop != "kill":
+            placed.stop = kind
+        task_id, address = placed.job.task_id, placed.address
+        try:
+            key = job_key(task_id, placed.job.attempt)
+            answers = await self._client.run(stop_job, key, kind, workers=[address])
+            if answers.get(address):
+                return  # the node has it: it stops it
+        except Exception:
+            log.exception("could not tell node %s to %s task %s", address, kind, task_id)
+        # Not on its node yet: its Dask task is cancelled, so that it never starts there (a
+        # job just starting sees its key given up, and its node kills it as an orphan).
+        try:
+            await self._client.cancel([placed.future])
+        except Exception:
+            log.exception("could not cancel the Dask task of task %s", task_id)
 
     def _node_gone(self, address: str) -> None:
         for placed in self._placed.values():

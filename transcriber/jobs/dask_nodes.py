@@ -4,7 +4,8 @@ Every worker that registers with the scheduler is looked at once: a node must pr
 cluster's node token and run the coordinator's transcriber, Dask and Python versions, or it
 is refused (logged here, told to the node, and closed). The scheduler is asked for its
 workers every WATCH_EVERY seconds; a node that is gone from the answer is lost, and every
-job placed on it learns so through `lost`.
+job placed on it learns so through `lost`. `on_room` is called whenever the admitted slots
+may have grown (a node admitted, a node's slots raised), so waiting slot loops wake at once.
 """
 
 from __future__ import annotations
@@ -23,10 +24,17 @@ WATCH_EVERY = 0.5
 
 
 class Nodes:
-    def __init__(self, client: Any, token: str | None, on_gone: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        token: str | None,
+        on_gone: Callable[[str], None],
+        on_room: Callable[[], None],
+    ) -> None:
         self._client = client
         self._token = token
         self._on_gone = on_gone
+        self._on_room = on_room
         self._slots: dict[str, int] = {}
         self._busy: dict[str, int] = {}
         self._gone: dict[str, asyncio.Event] = {}
@@ -67,7 +75,9 @@ class Nodes:
         identity = await self._client.scheduler.identity()
         workers: dict[str, Any] = identity.get("workers", {})
         for address, info in workers.items():
-            if address not in self._slots and address not in self._refused:
+            if address in self._slots:
+                self._resize(address, info)
+            elif address not in self._refused:
                 await self._admit(address, info)
         for address in list(self._slots):
             if address not in workers:
@@ -77,11 +87,12 @@ class Nodes:
     async def _admit(self, address: str, info: dict[str, Any]) -> None:
         reason = refusal(self._token, info)
         if reason is None:
-            self._slots[address] = int(info.get("resources", {}).get(RESOURCE, 0))
+            self._slots[address] = _slots(info)
             self._gone[address] = asyncio.Event()
             log.info(
                 "node %s (%s) joined: %d slots", address, info.get("name"), self._slots[address]
             )
+            self._on_room()
             return
         self._refused.add(address)
         log.error("node %s (%s) refused: %s", address, info.get("name"), reason)
@@ -90,6 +101,14 @@ class Nodes:
         except Exception:
             log.info("could not tell node %s why it was refused", address)
         await self._client.retire_workers(workers=[address], close_workers=True)
+
+    def _resize(self, address: str, info: dict[str, Any]) -> None:
+        slots, before = _slots(info), self._slots[address]
+        if slots != before:
+            log.info("node %s now has %d slots (was %d)", address, slots, before)
+            self._slots[address] = slots
+            if slots > before:
+                self._on_room()
 
     def lose(self, address: str) -> None:
         """The node is gone (the scheduler said so, or a job died with its worker)."""
@@ -100,6 +119,10 @@ class Nodes:
         self._busy.pop(address, None)
         self._gone.setdefault(address, asyncio.Event()).set()
         self._on_gone(address)
+
+
+def _slots(info: dict[str, Any]) -> int:
+    return int(info.get("resources", {}).get(RESOURCE, 0))
 
 
 def refusal(token: str | None, info: dict[str, Any]) -> str | None:

@@ -4,11 +4,13 @@ One child per slot, kept between jobs so its models stay loaded. A job is a Dask
 (`run_on_node`) whose thread hands the job to a child and follows it: progress goes to the
 coordinator through the worker's event log; a cancel (then the job's own cancel flag file,
 then a kill after the grace period) or a kill comes from the coordinator through Client.run
-(plugin.stop_job, then `Agent.stop`), and is kept on the scheduler as a distributed.Event for
-a job that had not reached the node yet, which the job reads once as it starts. Nothing is
-polled over the network while a job runs: each poll would take CPU from the job. A key that
-turns cancelled in the worker's state means the coordinator that submitted it is gone: the
-job is an orphan and is killed, so a restarted coordinator can resume it elsewhere.
+(plugin.stop_job, then `Agent.stop`, which says whether the job was here to hear it; if not,
+the coordinator cancels its key). Nothing is polled over the network while a job runs: each
+poll would take CPU from the job. A key that turns cancelled in the worker's state means the
+coordinator gave it up (or is gone): the job is an orphan and is killed, so that it can be
+resumed elsewhere. Whatever goes wrong with one job here (its audio cut off mid-download, a
+stage that could not be sent back) is that job's outcome, an error: the node and its other
+jobs run on.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import distributed
 
 from transcriber.node import child, fetch
-from transcriber.node.wire import PLUGIN_NAME, PROGRESS_TOPIC, stop_event
+from transcriber.node.wire import PLUGIN_NAME, PROGRESS_TOPIC
 from transcriber.worker import process as worker
 from transcriber.worker.assets import default_models_dir
 from transcriber.worker.process import Job
@@ -97,27 +99,39 @@ class Agent:
         self._watches: dict[str, _StopWatch] = {}
 
     def run(self, job: Job, grace: float, key: str, dask_worker: Any) -> dict[str, Any]:
+        # Registered first: from here on a stop finds the job (and `stop` says so).
+        watch = self._watches[key] = _StopWatch(key, dask_worker, grace)
         slot = self._free.get()
-        watch = self._watches[key] = _StopWatch(job, key, dask_worker, grace)
         try:
-            watch.read_events()  # after it is registered: no stop falls between the two
             return self._run_in(slot, job, watch, dask_worker)
+        except Exception as exc:  # this job's failure alone, never its node's
+            log.exception("task %s attempt %d failed on this node", job.task_id, job.attempt)
+            self._discard(slot)  # it may hold the job, and nobody would follow it
+            return _error(f"the node lost hold of the job: {type(exc).__name__}: {exc}")
         finally:
+            # After its last progress event, whatever the outcome: the coordinator waits for it.
+            dask_worker.log_event(PROGRESS_TOPIC, ["finished", job.task_id, job.attempt])
             del self._watches[key]
             self._free.put(slot)
 
-    def stop(self, key: str, kind: str) -> None:
-        """The coordinator's word that the job `key` must stop: "cancel" or "kill"."""
+    def stop(self, key: str, kind: str) -> bool:
+        """The coordinator's word that the job `key` must stop: "cancel" or "kill". False when
+        the job is not here (not yet, or no more)."""
         watch = self._watches.get(key)
         if watch is not None:
             watch.heard(kind)
+        return watch is not None
 
     def close(self) -> None:
         """Kill every child: the worker is going and a job must not outlive it."""
-        for index, running in enumerate(self._children):
-            if running is not None:
-                running.kill()
-                self._children[index] = None
+        for slot in range(len(self._children)):
+            self._discard(slot)
+
+    def _discard(self, slot: int) -> None:
+        running = self._children[slot]
+        if running is not None:
+            running.kill()
+            self._children[slot] = None
 
     def _child(self, slot: int) -> _Child:
         current = self._children[slot]
@@ -128,8 +142,11 @@ class Agent:
     def _run_in(self, slot: int, job: Job, watch: _StopWatch, w: Any) -> dict[str, Any]:
         try:
             local = self._localize(job)
-        except OSError as exc:  # urllib's errors too
+        except Exception as exc:  # OSError, urllib's, and a cut response (IncompleteRead)
             return _error(f"could not fetch the task's files: {type(exc).__name__}: {exc}")
+        stopped = watch.before_start()
+        if stopped is not None:
+            return stopped
         running = self._child(slot)
         running.jobs.put(local)
         log.info(
@@ -139,10 +156,7 @@ class Agent:
             running.process.pid,
         )
         w.log_event(PROGRESS_TOPIC, ["started", job.task_id, job.attempt, running.process.pid])
-        try:
-            result = self._follow(slot, running, local, watch, w)
-        finally:
-            w.log_event(PROGRESS_TOPIC, ["finished", job.task_id, job.attempt])
+        result = self._follow(slot, running, local, watch, w)
         if self.settings.audio == "http" and result["outcome"] != "lost":
             shutil.rmtree(local.work_dir, ignore_errors=True)
         return result
@@ -158,10 +172,9 @@ class Agent:
                     return result
                 try:
                     self._relay(job, message, w)
-                except OSError as exc:
-                    running.kill()
-                    self._children[slot] = None
-                    return _error(f"could not send a stage's output: {exc}")
+                except Exception as exc:  # urllib's errors, a cut answer, a refused upload
+                    self._discard(slot)
+                    return _error(f"could not send a stage's output: {type(exc).__name__}: {exc}")
                 continue
             if not running.alive():
                 self._children[slot] = None
@@ -172,8 +185,7 @@ class Agent:
                     worker.cancel_flag(job.work_dir, job.attempt).touch()
             elif action is not None:
                 log.warning("task %s: killing its process (%s)", job.task_id, action)
-                running.kill()
-                self._children[slot] = None
+                self._discard(slot)
                 return _lost(action)
 
     def _relay(self, job: Job, message: tuple[Any, ...], w: Any) -> None:
@@ -202,20 +214,25 @@ class Agent:
 class _StopWatch:
     """Looks for a reason to stop the job: a cancel, a kill, or a coordinator gone."""
 
-    def __init__(self, job: Job, key: str, w: Any, grace: float) -> None:
+    def __init__(self, key: str, w: Any, grace: float) -> None:
         self.key, self.w, self.grace = key, w, grace
-        self.job = job
         # Set from the worker's event loop (Agent.stop), read in the job's thread.
         self.cancel = threading.Event()
         self.kill = threading.Event()
         self.kill_at: float | None = None
         self._next = 0.0
 
-    def read_events(self) -> None:
-        """A stop the coordinator set before this job was registered on the node."""
-        for kind in ("cancel", "kill"):
-            if dd.Event(stop_event(self.job.task_id, self.job.attempt, kind)).is_set():
-                self.heard(kind)
+    def before_start(self) -> dict[str, Any] | None:
+        """The job's outcome when it was stopped before its child got it (while its files
+        were fetched, or its key was given up before it registered); None to start it."""
+        if self.kill.is_set() or self._state() in ABANDONED:
+            return _lost("stopped before it started")
+        if self.cancel.is_set():
+            return {"outcome": "cancelled"}
+        return None
+
+    def _state(self) -> str:
+        return str(getattr(self.w.state.tasks.get(self.key), "state", "forgotten"))
 
     def heard(self, kind: str) -> None:
         (self.kill if kind == "kill" else self.cancel).set()
@@ -226,8 +243,7 @@ class _StopWatch:
         if now < self._next:
             return None
         self._next = now + CHECK_EVERY
-        state = getattr(self.w.state.tasks.get(self.key), "state", "forgotten")
-        if state in ABANDONED:
+        if self._state() in ABANDONED:
             return "orphaned: the coordinator that submitted it is gone"
         if self.kill_at is not None and now >= self.kill_at:
             return f"still running {self.grace:g} s after the cancel"

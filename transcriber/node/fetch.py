@@ -8,6 +8,7 @@ its last finished stage here too; each new one is sent back as its stage ends.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import shutil
 import urllib.error
@@ -68,6 +69,10 @@ def _download_audio(settings: NodeSettings, task_id: str, audio: Path) -> None:
     else:
         with answer, partial.open("ab" if answer.status == 206 else "wb") as out:
             shutil.copyfileobj(answer, out, CHUNK)
+            # A sized read stops quietly where the connection did (http.client): without
+            # this check a cut download would pass for the whole recording.
+            if answer.length:
+                raise http.client.IncompleteRead(b"", answer.length)
     partial.replace(audio)
     log.info("task %s: audio fetched (%d bytes)", task_id, audio.stat().st_size)
 

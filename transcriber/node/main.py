@@ -163,10 +163,11 @@ async def _serve(args: argparse.Namespace, settings: NodeSettings) -> int:
 def _worker(args: argparse.Namespace, settings: NodeSettings, plugin: NodePlugin) -> Any:
     import distributed
 
+    from transcriber.node.guard import guard_worker
     from transcriber.node.plugin import node_info
 
     dd: Any = distributed
-    return dd.Worker(
+    worker = dd.Worker(
         args.scheduler,
         nthreads=settings.slots + 1,  # one per job, one spare for a job that is ending
         resources={RESOURCE: settings.slots},
@@ -182,3 +183,6 @@ def _worker(args: argparse.Namespace, settings: NodeSettings, plugin: NodePlugin
         dashboard_address="127.0.0.1:0",  # health and metrics: not for the network
         local_directory=str(settings.cache_dir / "dask"),
     )
+    if args.tls_dir is not None:  # only the coordinator may connect to this node (guard.py)
+        guard_worker(worker)
+    return worker

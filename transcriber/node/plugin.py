@@ -57,8 +57,8 @@ def refused(reason: str, dask_worker: Any) -> None:
         plugin.agent.refused = reason
 
 
-def stop_job(key: str, kind: str, dask_worker: Any) -> None:
-    """Run on a node by the coordinator (Client.run): the job `key` must stop."""
+def stop_job(key: str, kind: str, dask_worker: Any) -> bool:
+    """Run on a node by the coordinator (Client.run): the job `key` must stop. False when the
+    job has not reached the node's agent (the coordinator then cancels its key)."""
     plugin = dask_worker.plugins.get(PLUGIN_NAME)
-    if plugin is not None and plugin.agent is not None:
-        plugin.agent.stop(key, kind)
+    return plugin is not None and plugin.agent is not None and plugin.agent.stop(key, kind)

@@ -3,8 +3,10 @@
 `transcriber certs DIR` writes a CA and two certificates signed by it: `coordinator` (the
 scheduler and the server's client) and `node` (every node's worker). Both sides require TLS
 and check the peer's certificate against the CA, so only holders of a certificate from this
-CA can join; the node token (wire.py) is a second, separate check. Dask does not check host
-names (a cluster has its own CA), so the certificates carry no addresses and a node may move.
+CA can join; the node token (wire.py) is a second, separate check. Each certificate's common
+name says its role, which the cluster's servers read to decide what a peer may ask (guard.py).
+Dask does not check host names (a cluster has its own CA), so the certificates carry no
+addresses and a node may move.
 """
 
 from __future__ import annotations
@@ -32,9 +34,21 @@ def write_certs(folder: Path) -> list[Path]:
     for role in ROLES:
         key = ec.generate_private_key(ec.SECP256R1())
         issuer = (ca_key, ca_cert.subject)
-        cert = _certificate(_name(f"transcriber {role}"), key, ca_key, issuer, ca=False)
+        cert = _certificate(_name(common_name(role)), key, ca_key, issuer, ca=False)
         written += [_write(folder, role, cert, key)]
     return written
+
+
+def common_name(role: str) -> str:
+    return f"transcriber {role}"
+
+
+def peer_role(extra_info: dict[str, Any]) -> str:
+    """The role a comm's peer certificate names (its `extra_info`): "coordinator", or "node"
+    for any other peer, a certificate-less one included."""
+    cert = extra_info.get("peercert") or {}
+    names = [value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"]
+    return "coordinator" if names == [common_name("coordinator")] else "node"
 
 
 def _name(common: str) -> Any:

@@ -57,8 +57,3 @@ def token_ok(expected: str | None, digest: Any) -> bool:
 
 def job_key(task_id: str, attempt: int) -> str:
     return f"transcriber-job-{task_id}-{attempt}"
-
-
-def stop_event(task_id: str, attempt: int, kind: str) -> str:
-    """The distributed.Event the coordinator sets to stop one attempt: 'cancel' or 'kill'."""
-    return f"transcriber-{kind}-{task_id}-{attempt}"
