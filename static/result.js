@@ -120,6 +120,7 @@ export class ResultView {
     this.duration = data.duration || snap.duration || this.segments.at(-1)?.end || 0;
     this.current = -1;
     const speakers = [...new Set(this.segments.map((s) => s.speaker || null))];
+    this.speakers = speakers;
     this.audio = h("audio", {
       controls: true,
       preload: "metadata",
@@ -146,7 +147,7 @@ export class ResultView {
 
   // A speaker's name as a button that renames it.
   nameButton(speaker, className) {
-    const shown = speakerLabel(speaker);
+    const shown = speakerLabel(speaker, this.speakers);
     const button = h(
       "button",
       { type: "button", class: className, "aria-label": `Rename ${shown}`, title: "Rename" },

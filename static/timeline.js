@@ -6,10 +6,14 @@ import { clock, h, speakerColour } from "./dom.js";
 // Segments of one speaker closer than this are drawn as one block.
 const MERGE_GAP_S = 1.0;
 
-export function speakerLabel(raw) {
+// The name a person sees: a given name as it is; a diarization label (SPEAKER_03) as
+// "Speaker N", N its place among the speakers shown in order of first appearance. Not the
+// label's own number: a label that got no words is not shown, and the numbers must run from
+// 1 to the count the page gives.
+export function speakerLabel(raw, speakers) {
   if (!raw) return "Speech";
-  const match = /^SPEAKER_(\d+)$/.exec(raw);
-  return match ? `Speaker ${Number(match[1]) + 1}` : raw;
+  if (!/^SPEAKER_\d+$/.test(raw)) return raw;
+  return `Speaker ${speakers.filter(Boolean).indexOf(raw) + 1}`;
 }
 
 // Consecutive segments of the same speaker, merged into turns for the timeline.
@@ -35,12 +39,13 @@ export function timeline(view, speakers) {
   const blocks = [];
   speakers.forEach((speaker, index) => {
     const colour = speakerColour(index);
+    const name = speakerLabel(speaker, speakers);
     labels.push(
       h(
         "div",
         { class: "lane-label" },
         h("span", { class: "swatch", style: `background:${colour}` }),
-        speaker ? view.nameButton(speaker, "name") : speakerLabel(speaker),
+        speaker ? view.nameButton(speaker, "name") : name,
       ),
     );
     const track = h("div", { class: "track" });
@@ -54,8 +59,8 @@ export function timeline(view, speakers) {
           `width:max(3px, ${pct(turn.end - turn.start)})`,
           `background:${colour}`,
         ].join(";"),
-        "aria-label": `${speakerLabel(speaker)}, ${clock(turn.start)} to ${clock(turn.end)}`,
-        title: `${speakerLabel(speaker)} ${clock(turn.start)}–${clock(turn.end)}`,
+        "aria-label": `${name}, ${clock(turn.start)} to ${clock(turn.end)}`,
+        title: `${name} ${clock(turn.start)}–${clock(turn.end)}`,
       });
       block.addEventListener("click", (event) => {
         event.stopPropagation();

@@ -143,3 +143,29 @@ def test_other_tab_live_and_stale_edit_offers_reload(
     first.get_by_role("button", name="Reload the transcript").click()
     expect(first.locator(".transcript .line .text").nth(1)).to_have_text("Saved elsewhere.")
     assert not errors, errors
+
+
+def test_speakers_are_numbered_as_they_appear_and_counted_alike(
+    browser: Browser, server: ServerProcess, tmp_path: Path
+) -> None:
+    """A label diarization found that keeps no line (SPEAKER_00 below, its lines moved away)
+    takes no number: the page names the speakers it shows 1 to N, in order of appearance."""
+    errors: list[str] = []
+    page = open_page(browser, server.url, errors)
+    tid = upload_complete(page, tmp_path, speakers=3)  # lines: 00, 01, 02, 00, 01
+    for index in (0, 3):
+        api(f"{server.url}/api/tasks/{tid}/segments/{index}", "PATCH", {"speaker": "SPEAKER_02"})
+    expect(page.locator("#result .meta")).to_contain_text("· 2 speakers ·")  # it followed
+    expect(page.locator(".lane-label")).to_have_text(["Speaker 1", "Speaker 2"])
+    speakers = page.locator(".transcript .line .speaker")
+    expect(speakers).to_have_text(["Speaker 1", "Speaker 2", "Speaker 1", "Speaker 1", "Speaker 2"])
+    body = api(f"{server.url}/api/tasks/{tid}/transcript")
+    assert body["speakers"] == ["SPEAKER_02", "SPEAKER_01"]
+    with urllib.request.urlopen(f"{server.url}/api/tasks/{tid}/diarization.rttm") as resp:
+        rttm = resp.read().decode()
+    assert sorted({line.split()[7] for line in rttm.splitlines()}) == [
+        "SPEAKER_00",
+        "SPEAKER_01",
+        "SPEAKER_02",
+    ]
+    assert not errors, errors

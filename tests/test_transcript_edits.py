@@ -65,7 +65,7 @@ async def test_names_in_every_format_and_revision_zero_kept(client: Any) -> None
     assert resp.headers["ETag"] == f'"{tid}-1"'
     edited = await transcript(client, tid)
     assert edited["revision"] == 1 and edited["source"] == "edit"
-    assert edited["speakers"] == ["Dana Scully", "SPEAKER_00"]
+    assert edited["speakers"] == ["SPEAKER_00", "Dana Scully"]
     assert edited["speaker_names"] == {"SPEAKER_01": "Dana Scully"}
     second = edited["segments"][1]
     assert (second["speaker"], second["speaker_label"]) == ("Dana Scully", "SPEAKER_01")
@@ -108,7 +108,7 @@ async def test_renaming_two_labels_to_one_name_merges_them(client: Any) -> None:
     ]
     # null gives a label its own name back
     await client.patch(f"/api/tasks/{tid}/speakers", json={"SPEAKER_00": None})
-    assert (await transcript(client, tid))["speakers"] == ["Dana", "SPEAKER_00"]
+    assert (await transcript(client, tid))["speakers"] == ["SPEAKER_00", "Dana"]
 
 
 async def test_segment_text_and_speaker_edits_keep_matching_word_timings(client: Any) -> None:

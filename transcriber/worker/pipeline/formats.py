@@ -15,8 +15,10 @@ FORMATS = {
 
 
 def speakers(data: dict[str, Any]) -> list[str]:
-    found = {s["speaker"] for s in data["segments"] if s.get("speaker")}
-    return sorted(found)
+    """The speakers of the segments, in order of first appearance: the page calls the n-th of
+    them "Speaker n". A label diarization found but gave no words is not among them (the RTTM
+    keeps its turns)."""
+    return list(dict.fromkeys(s["speaker"] for s in data["segments"] if s.get("speaker")))
 
 
 def to_json(data: dict[str, Any], timings: dict[str, float]) -> str:
