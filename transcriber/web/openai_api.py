@@ -100,9 +100,8 @@ def _first(fields: dict[str, list[str]], name: str, default: str | None = None) 
     return values[0] if values else default
 
 
-async def _ingest_file(
-    request: web.Request, part: BodyPartReader, fields: dict[str, list[str]]
-) -> Task:
+def _options(fields: dict[str, list[str]], allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The task's options from OpenAI's fields."""
     fmt = _first(fields, "response_format", "json")
     if fmt not in FORMATS:
         raise ApiError(
@@ -110,8 +109,7 @@ async def _ingest_file(
             f"response_format must be one of {', '.join(FORMATS)}.",
             param="response_format",
         )
-    allowed = request.app[CONFIG].client_models
-    options = parse_options(
+    return parse_options(
         {
             "model": _model(_first(fields, "model"), allowed),
             "language": _first(fields, "language"),
@@ -121,6 +119,12 @@ async def _ingest_file(
         },
         allowed,
     )
+
+
+async def _ingest_file(
+    request: web.Request, part: BodyPartReader, fields: dict[str, list[str]]
+) -> Task:
+    options = _options(fields, request.app[CONFIG].client_models)
     filename = clean_filename(part.filename)
     tasks = request.app[TASKS]
     task = await tasks.create(filename, options, stored_suffix(filename))
