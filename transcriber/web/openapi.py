@@ -188,13 +188,16 @@ _OPENAI_FORM = {
     "required": ["file"],
     "properties": {
         "file": {"type": "string", "format": "binary"},
-        "model": {"type": "string"},
+        "model": {
+            "type": "string",
+            "description": "whisper-1 (the server's --model) or a model GET /v1/models lists",
+        },
         "language": {"type": "string"},
         "prompt": {"type": "string"},
         "response_format": {
             "enum": ["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
         },
-        "temperature": {"type": "number"},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
         "timestamp_granularities[]": {"type": "array", "items": {"enum": ["word", "segment"]}},
     },
 }
