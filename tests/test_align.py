@@ -295,6 +295,7 @@ def test_aligner_ctc_setting_runs_the_ctc_model_in_the_worker(tmp_path: Path) ->
     """`--aligner ctc --align-model DIR` reaches the worker's Aligning stage: real forced_align."""
     from transcriber.config import Config
     from transcriber.worker import process
+    from transcriber.worker.job import Job
 
     (tmp_path / "ctc").mkdir()
     folder = hugging_face_folder(tmp_path / "ctc")
@@ -305,7 +306,7 @@ def test_aligner_ctc_setting_runs_the_ctc_model_in_the_worker(tmp_path: Path) ->
         "en", 4.0, "x", [Segment(0, 0.2, 1.8, "hello there"), Segment(1, 2.0, 3.8, "general")]
     )
     (work / "transcribing.json").write_text(json.dumps(transcript.to_dict()))
-    job = process.Job(
+    job = Job(
         task_id="t",
         attempt=1,
         audio_path=SPEECH,

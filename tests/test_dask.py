@@ -17,8 +17,8 @@ from distributed import Client
 from transcriber.node.wire import RESOURCE, job_key
 from transcriber.protocol.stages import Stage
 from transcriber.web.keys import CONFIG, RUNNER
+from transcriber.worker.job import Job
 from transcriber.worker.pipeline.types import Cancelled
-from transcriber.worker.process import Job
 
 from .conftest import ClientFactory, upload
 from .daskcluster import alive, dask_overrides, executor_of, node_cluster, placed_pid, until

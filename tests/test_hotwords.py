@@ -22,10 +22,10 @@ from transcriber.config import Config, read_hotwords
 from transcriber.jobs import hotwords
 from transcriber.jobs.hotwords import HotwordsFile
 from transcriber.web.keys import RUNNER
+from transcriber.worker.job import Job, JobResult
 from transcriber.worker.pipeline.audio import load_audio
 from transcriber.worker.pipeline.models import load_model
 from transcriber.worker.pipeline.transcribe import transcribe
-from transcriber.worker.process import Job, JobResult
 
 FIXTURE = DATA / "hotword_en.wav"
 

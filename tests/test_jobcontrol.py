@@ -22,8 +22,8 @@ from transcriber.protocol.options import DEFAULT_OPTIONS
 from transcriber.protocol.stages import Stage
 from transcriber.store.db import Store
 from transcriber.store.task import Task
+from transcriber.worker.job import Job, JobResult
 from transcriber.worker.pipeline.types import Cancelled
-from transcriber.worker.process import Job, JobResult
 
 from .conftest import plumbing_config
 

@@ -25,7 +25,7 @@ from transcriber.protocol.stages import MOVES, Stage
 from transcriber.store.db import Store
 from transcriber.store.task import Task
 from transcriber.web.keys import RUNNER, TASKS
-from transcriber.worker.process import Job, JobResult
+from transcriber.worker.job import Job, JobResult
 
 from .conftest import ClientFactory, upload, wait_for_stage
 from .test_jobcontrol import FakeExecutor, MakeRunner, idle, make_runner, new_task, settled

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from transcriber.worker import process as worker
+from transcriber.worker.job import Job
 from transcriber.worker.threads import ThreadGovernor, busy_seconds
 
 STAT = """cpu  500 0 300 9000 100 0 0 0 0 0
@@ -144,7 +145,7 @@ def test_the_worker_reporter_sets_torchs_threads(
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        job = worker.Job("t", 1, tmp_path / "a.wav", tmp_path, ("diarizing",), {})
+        job = Job("t", 1, tmp_path / "a.wav", tmp_path, ("diarizing",), {})
         reporter = worker.Reporter(job)
         reporter.start_stage("diarizing")
         reporter(1, "Segmentation 1/10")

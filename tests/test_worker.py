@@ -13,6 +13,7 @@ import pytest
 
 from transcriber.protocol.stages import Stage
 from transcriber.worker import process as worker
+from transcriber.worker.job import Job, cancel_flag
 from transcriber.worker.pipeline.types import Cancelled, PipelineError, ProgressFn, Transcript
 
 
@@ -30,7 +31,7 @@ def drain(q: queue.Queue[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return out
 
 
-def job(tmp_path: Path, **kw: Any) -> worker.Job:
+def job(tmp_path: Path, **kw: Any) -> Job:
     values: dict[str, Any] = {
         "task_id": "t",
         "attempt": 1,
@@ -39,7 +40,7 @@ def job(tmp_path: Path, **kw: Any) -> worker.Job:
         "stages": ("transcribing",),
         "options": {},
     }
-    return worker.Job(**(values | kw))
+    return Job(**(values | kw))
 
 
 def test_reporter_throttles_per_percent_and_time(
@@ -66,9 +67,9 @@ def test_reporter_raises_cancelled_when_flagged(
 ) -> None:
     reporter = worker.Reporter(job(tmp_path, attempt=2))
     reporter.start_stage("transcribing")
-    worker.cancel_flag(tmp_path, 1).touch()  # an older attempt's flag does not stop this one
+    cancel_flag(tmp_path, 1).touch()  # an older attempt's flag does not stop this one
     reporter(1, "x")
-    worker.cancel_flag(tmp_path, 2).touch()
+    cancel_flag(tmp_path, 2).touch()
     with pytest.raises(Cancelled):
         reporter(2, "y")
 

@@ -21,7 +21,7 @@ import pytest
 
 from transcriber.jobs.executor import Event, WorkerLost
 from transcriber.jobs.local import LocalExecutor
-from transcriber.worker.process import Job
+from transcriber.worker.job import Job
 
 from .conftest import tone_wav
 

@@ -40,8 +40,8 @@ from transcriber.node.plugin import stop_job
 from transcriber.node.tls import security
 from transcriber.node.tuning import SERVER
 from transcriber.node.wire import COORDINATOR_KEY, PROGRESS_TOPIC, RESOURCE, job_key, versions
+from transcriber.worker.job import Job, JobResult
 from transcriber.worker.pipeline.types import Cancelled, PipelineError
-from transcriber.worker.process import Job, JobResult
 
 log = logging.getLogger(__name__)
 # distributed is only partly typed: its untyped calls go through Any.

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from transcriber.worker.process import Job, JobResult
+from transcriber.worker.job import Job, JobResult
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from transcriber.config import Config
 from transcriber.jobs.tasks import Tasks
 from transcriber.protocol.stages import pipeline_stages
 from transcriber.store.task import Task
-from transcriber.worker.process import Job
+from transcriber.worker.job import Job
 
 
 def build_job(c: Config, tasks: Tasks, task: Task, attempt: int, hotwords: str | None) -> Job:

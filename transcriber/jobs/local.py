@@ -22,7 +22,7 @@ from typing import Any
 
 from transcriber.jobs.executor import EventSink, WorkerLost, decode_event
 from transcriber.worker import process as worker
-from transcriber.worker.process import Job, JobResult
+from transcriber.worker.job import Job, JobResult, cancel_flag
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class LocalExecutor:
 
     def cancel(self, job: Job) -> None:
         with suppress(FileNotFoundError):  # its folder is gone: the task was deleted
-            worker.cancel_flag(job.work_dir, job.attempt).touch()
+            cancel_flag(job.work_dir, job.attempt).touch()
 
     async def kill(self, job: Job) -> None:
         for index, running in list(self._jobs.items()):

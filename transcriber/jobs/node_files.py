@@ -8,12 +8,11 @@ what the resumed attempt relies on.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from transcriber.jobs.tasks import Tasks
 from transcriber.protocol.errors import ApiError
-from transcriber.worker.process import STAGES, stage_output
+from transcriber.worker.job import STAGES, stage_output
 
 # A stage's output is a transcript as JSON: generous for six hours of speech with words.
 MAX_STAGE_BYTES = 256 * 1024**2
@@ -46,10 +45,3 @@ async def check_writer(tasks: Tasks, task_id: str, stage: str, attempt: int) -> 
     if task.attempt != attempt or not task.stage.running:
         raise ApiError("CONFLICT", detail=f"attempt {attempt} is not the task's running one")
     return stage_output(tasks.work_dir(task_id), stage)
-
-
-def save(path: Path, body: bytes) -> None:
-    """Atomic, like the worker's own write: never a half file that looks finished."""
-    tmp = path.with_suffix(".upload")
-    tmp.write_bytes(body)
-    os.replace(tmp, path)

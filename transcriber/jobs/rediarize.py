@@ -16,7 +16,7 @@ from transcriber.jobs.transcripts import Transcripts
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
-from transcriber.worker.process import stage_output
+from transcriber.worker.job import stage_output
 
 SPEAKER_OPTIONS = ("num_speakers", "min_speakers", "max_speakers")
 

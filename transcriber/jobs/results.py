@@ -9,7 +9,7 @@ from transcriber.jobs.tasks import Tasks
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage, pipeline_stages
 from transcriber.store.task import Task
-from transcriber.worker.process import stage_output
+from transcriber.worker.job import stage_output
 
 
 def final_output(tasks: Tasks, task: Task) -> dict[str, Any]:

@@ -30,8 +30,8 @@ from transcriber.jobs.tasks import MoveRefused, Tasks
 from transcriber.jobs.upload import expire_uploads
 from transcriber.protocol.stages import Stage, pipeline_stages, stage_weights
 from transcriber.store.task import Task
+from transcriber.worker.job import Job, JobResult
 from transcriber.worker.pipeline.types import Cancelled, PipelineError
-from transcriber.worker.process import Job, JobResult
 
 log = logging.getLogger(__name__)
 

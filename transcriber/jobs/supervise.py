@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from transcriber.worker.process import Job
+from transcriber.worker.job import Job
 
 # A job's time limit when none is configured: generous enough for a CPU run of every stage
 # (about 0.3 x real time here), so that only a job that is truly stuck reaches it.

@@ -32,9 +32,8 @@ import distributed
 
 from transcriber.node import child, fetch
 from transcriber.node.wire import PLUGIN_NAME, PROGRESS_TOPIC
-from transcriber.worker import process as worker
 from transcriber.worker.assets import default_models_dir
-from transcriber.worker.process import Job
+from transcriber.worker.job import Job, cancel_flag
 
 log = logging.getLogger(__name__)
 # distributed is only partly typed: its untyped calls go through Any.
@@ -182,7 +181,7 @@ class Agent:
             action = watch.check()
             if action == "cancel":
                 with suppress(FileNotFoundError):  # a deleted task's folder
-                    worker.cancel_flag(job.work_dir, job.attempt).touch()
+                    cancel_flag(job.work_dir, job.attempt).touch()
             elif action is not None:
                 log.warning("task %s: killing its process (%s)", job.task_id, action)
                 self._discard(slot)

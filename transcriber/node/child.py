@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from transcriber.worker import process as worker
+from transcriber.worker.job import Job
 from transcriber.worker.pipeline.types import Cancelled, PipelineError
-from transcriber.worker.process import Job
 
 PARENT_POLL = 0.5
 

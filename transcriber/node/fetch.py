@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from transcriber.worker.process import Job, stage_output
+from transcriber.worker.job import Job, stage_output
 
 if TYPE_CHECKING:
     from transcriber.node.agent import NodeSettings

@@ -11,6 +11,7 @@ from aiohttp import web
 from transcriber.jobs import node_files
 from transcriber.protocol.errors import ApiError
 from transcriber.web.keys import CONFIG, TASKS
+from transcriber.worker.job import write_atomic
 
 
 def _check_node(request: web.Request) -> None:
@@ -47,5 +48,5 @@ async def save_stage_output(request: web.Request) -> web.Response:
         body += chunk
         if len(body) > node_files.MAX_STAGE_BYTES:
             raise ApiError("FILE_TOO_LARGE")
-    node_files.save(path, bytes(body))
+    write_atomic(path, bytes(body))
     return web.json_response({"saved": info["stage"], "bytes": len(body)})

@@ -11,19 +11,16 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from transcriber.protocol.stages import WORK_STAGES, Stage
+from transcriber.protocol.stages import Stage
 from transcriber.worker.interrupt import CancelWatch
+from transcriber.worker.job import STAGES, Job, JobResult, cancel_flag, stage_output, write_json
 from transcriber.worker.pipeline.types import Cancelled, PipelineError, ProgressFn, Transcript
 from transcriber.worker.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 
-# The work stages in pipeline order, as the protocol names them.
-STAGES = tuple(stage.value for stage in WORK_STAGES)
 # A stage that calls back but has nothing new to show still says so this often: the
 # coordinator's watchdog takes silence for a hang (--stall-timeout).
 ALIVE_EVERY = 30.0
@@ -34,39 +31,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [worker %(process)d] %(message)
 
 _queue: Any = None
 _governor: ThreadGovernor | None = None
-
-
-@dataclass(frozen=True)
-class Job:
-    task_id: str
-    attempt: int
-    audio_path: Path
-    work_dir: Path
-    stages: tuple[str, ...]
-    options: dict[str, Any]
-    pipeline: str = "real"
-    model: str = "base"
-    device: str = "auto"
-    models_dir: Path = Path(".")
-    aligner: str = "whisper"
-    align_model: str | None = None
-    diarization: str = "bundled"
-    hf_token: str | None = None
-    # The server's default hotwords (--hotwords-file), added to the task's own.
-    hotwords: str | None = None
-    # --max-audio-seconds, enforced again while decoding: a container may understate its length.
-    max_audio_seconds: float | None = None
-    # --max-models: the Whisper models this worker keeps loaded between jobs.
-    max_models: int = 2
-    plumbing_stage_seconds: float = 0.3
-    plumbing_hang: str | None = None
-
-
-@dataclass
-class JobResult:
-    done_stages: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    language: str | None = None
 
 
 def init(queue: Any, threads: int) -> None:
@@ -148,25 +112,6 @@ class Reporter:
         self._last_sent = time.monotonic()
         self._last_detail = detail
         send(("progress", self.job.task_id, self.job.attempt, self.stage, pct, detail))
-
-
-def cancel_flag(work_dir: Path, attempt: int) -> Path:
-    return work_dir / f"cancel-{attempt}"
-
-
-def stage_output(work_dir: Path, stage: str) -> Path:
-    return work_dir / f"{stage}.json"
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Atomic: a crash mid-write never leaves a half file that looks finished."""
-    tmp = path.with_suffix(".tmp")
-    try:
-        tmp.write_text(json.dumps(data, ensure_ascii=False))
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a full disk: give back what the half file took
-        raise
-    os.replace(tmp, path)
 
 
 def run_job(job: Job) -> JobResult:
