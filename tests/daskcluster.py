@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient
 from distributed import Client, LocalCluster
 
 from transcriber.jobs.dask_executor import DaskExecutor
-from transcriber.node.agent import NodeSettings
 from transcriber.node.plugin import NodePlugin, node_info
+from transcriber.node.settings import NodeSettings
 from transcriber.node.tuning import NODE
 from transcriber.node.wire import NODE_INFO, RESOURCE
 from transcriber.web.keys import RUNNER

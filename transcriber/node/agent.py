@@ -24,15 +24,13 @@ import shutil
 import threading
 import time
 from contextlib import suppress
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import distributed
 
 from transcriber.node import child, fetch
+from transcriber.node.settings import NodeSettings
 from transcriber.node.wire import PLUGIN_NAME, PROGRESS_TOPIC
-from transcriber.worker.assets import default_models_dir
 from transcriber.worker.job import Job, cancel_flag
 
 log = logging.getLogger(__name__)
@@ -43,21 +41,6 @@ dd: Any = distributed
 CHECK_EVERY = 0.2
 # States in which the worker no longer wants the task's result: its client is gone.
 ABANDONED = frozenset({"cancelled", "released", "forgotten"})
-
-
-@dataclass(frozen=True)
-class NodeSettings:
-    """What is the node's own: its device, models, hub token and where the audio comes from."""
-
-    slots: int = 1
-    device: str = "auto"
-    models_dir: Path = field(default_factory=default_models_dir)
-    hf_token: str | None = None
-    audio: str = "shared"  # "shared": the coordinator's paths; "http": fetched over HTTP
-    coordinator_url: str | None = None
-    node_token: str | None = None
-    cache_dir: Path = Path("node-cache")
-    threads: int = 1
 
 
 class _Child:

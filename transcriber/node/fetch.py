@@ -14,12 +14,10 @@ import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from transcriber.node.settings import NodeSettings
 from transcriber.worker.job import Job, stage_output
-
-if TYPE_CHECKING:
-    from transcriber.node.agent import NodeSettings
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from transcriber.node.settings import NodeSettings
 from transcriber.node.tls import is_loopback, security
 from transcriber.node.wire import NODE_INFO, RESOURCE
 
 if TYPE_CHECKING:  # distributed is imported only when a node runs
-    from transcriber.node.agent import NodeSettings
     from transcriber.node.plugin import NodePlugin
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,6 @@ def _check_coordinator(url: str | None, insecure: bool) -> str | None:
 
 
 def _settings(args: argparse.Namespace) -> NodeSettings:
-    from transcriber.node.agent import NodeSettings
     from transcriber.worker.assets import default_models_dir
 
     slots = args.slots or _gpus() or 1

@@ -12,7 +12,8 @@ from typing import Any
 
 from distributed import WorkerPlugin
 
-from transcriber.node.agent import Agent, NodeSettings
+from transcriber.node.agent import Agent
+from transcriber.node.settings import NodeSettings
 from transcriber.node.wire import (
     COORDINATOR_KEY,
     PLUGIN_NAME,
