@@ -1,6 +1,8 @@
 """Edits of a transcript, as plain functions of its data: speaker names, a segment's text or
 speaker, and the word timings of an edited segment. Each raises BAD_REQUEST and changes nothing
-when the edit is not valid; the caller saves the result as a new revision."""
+when the edit is not valid; the caller saves the result as a new revision. An edit copies only
+what it changes and shares the rest with the data it was given (neither is changed later): a
+long transcript is not deep-copied for one segment, and the store finds the change by identity."""
 
 from __future__ import annotations
 
@@ -39,9 +41,7 @@ def rename(data: dict[str, Any], body: object) -> dict[str, Any]:
             names.pop(label, None)
             continue
         names[label] = _name(name)
-    result = copy.deepcopy(data)
-    result["speaker_names"] = names
-    return result
+    return {**data, "speaker_names": names}
 
 
 def _name(name: object) -> str:
@@ -77,8 +77,7 @@ def edit_segment(data: dict[str, Any], index: int, body: object) -> dict[str, An
             f"There is no segment {index}.",
             f"segments: 0 to {len(segments) - 1}",
         )
-    result = copy.deepcopy(data)
-    segment = result["segments"][index]
+    segment = copy.deepcopy(segments[index])
     if "speaker" in body:
         label = _label_for(data, body["speaker"])
         segment["speaker"] = label
@@ -92,7 +91,7 @@ def edit_segment(data: dict[str, Any], index: int, body: object) -> dict[str, An
         if text != segment["text"]:
             words, timing = retime(segment.get("words", []), text, segment)
             segment.update(text=text, words=words, words_timing=timing, edited=True)
-    return result
+    return {**data, "segments": [*segments[:index], segment, *segments[index + 1 :]]}
 
 
 def _label_for(data: dict[str, Any], speaker: object) -> str:

@@ -4,6 +4,9 @@ A run's output becomes a revision the first time anything asks for the transcrip
 searches) after the run completed: revision 0 for the first run, and for a re-run of
 diarization the next revision, with the text edits carried over (jobs/edits.py). Edits of one
 task are serialized by a lock; If-Match with the revision's ETag guards against a stale tab.
+An edit stores only what it changed (and a full copy every FULL_EVERY revisions) and updates
+only the search rows it changed (store/transcripts.py): its writes do not grow with the
+transcript.
 """
 
 from __future__ import annotations
@@ -36,11 +39,29 @@ def etag(revision: Revision) -> str:
 def segment_rows(data: dict[str, Any]) -> list[tuple[Any, ...]]:
     """The rows the search index holds: speakers by the names they were given."""
     names = data.get("speaker_names") or {}
+    return [_row(index, segment, names) for index, segment in enumerate(data["segments"])]
+
+
+def _row(index: int, segment: dict[str, Any], names: dict[str, str]) -> tuple[Any, ...]:
+    label = segment.get("speaker")
+    speaker = names.get(label, label) if label else None
+    return (index, segment["start"], segment["end"], speaker, segment["text"])
+
+
+def changed_rows(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The search rows an edit changed: its segment's, or each segment of a renamed label.
+    An edit copies the segments it changes (jobs/edits.py), so the others are skipped by
+    identity without building their rows."""
+    before, after = old.get("speaker_names") or {}, new.get("speaker_names") or {}
+    renamed = {
+        label for label in before.keys() | after.keys() if before.get(label) != after.get(label)
+    }
     rows = []
-    for index, segment in enumerate(data["segments"]):
-        label = segment.get("speaker")
-        speaker = names.get(label, label) if label else None
-        rows.append((index, segment["start"], segment["end"], speaker, segment["text"]))
+    for index, (was, segment) in enumerate(zip(old["segments"], new["segments"], strict=True)):
+        if segment is not was or segment.get("speaker") in renamed:
+            row = _row(index, segment, after)
+            if row != _row(index, was, before):
+                rows.append(row)
     return rows
 
 
@@ -142,7 +163,7 @@ class Transcripts:
             check_if_match(if_match, latest)
             data = edit(latest.data)
             new = Revision(task_id, latest.revision + 1, latest.attempt, "edit", now_iso(), data)
-            await self.store.add(new, segment_rows(data))
+            await self.store.add_edit(new, latest.data, changed_rows(latest.data, data))
             try:
                 await self.tasks.update(task_id, detail=f"Revision {new.revision} saved")
             except KeyError:

@@ -12,6 +12,7 @@ import aiosqlite
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
 from transcriber.store.transaction import transaction
+from transcriber.store.transcripts import DELTAS_MIGRATION
 from transcriber.store.transcripts import MIGRATION as TRANSCRIPTS_MIGRATION
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         "ALTER TABLE tasks ADD COLUMN media_type TEXT;",
     ),
     ("transcript revisions, searchable segments and their FTS5 index", TRANSCRIPTS_MIGRATION),
+    ("revisions stored as what an edit changed, with a full copy every so often", DELTAS_MIGRATION),
 ]
 
 COLUMNS = (

@@ -1,0 +1,278 @@
+"""The cost of one transcript edit against the transcript's length, and against the method of
+storing a full copy per edit that it replaces.
+
+For a --long (3 hours) and a --short (10 minutes) transcript, each in a fresh database written
+through the server's own store code: one segment per 4 s (2,700 for 3 hours), 8 to 16 words
+each with word timings, three speakers, words drawn from an English vocabulary by a Zipf law.
+Then --edits edits through Transcripts.change, the path of a PATCH below aiohttp (read the
+latest revision, apply the edit, save it, update the task): 70% text corrections, 20% speaker
+moves, 10% speaker renames, in a fixed random order. The baseline runs the same edits the way
+they were saved before, re-implemented here: the edit applied to a deep copy of the whole
+transcript, the whole transcript stored as the revision, and every segments row (with its
+search index entries) deleted and inserted again: TranscriptStore.add, which revision 0 and
+re-diarization still use.
+
+Prints, per method, length and kind of edit: the p50 per edit of the wall time and of the
+process's CPU time (SQLite's thread included; steadier on a shared machine), and of the CPU
+time reading the latest revision and saving the new one; bytes of revision data stored per
+edit, growth of the database's used pages per edit, and SQLite's total_changes per edit (rows
+written, FTS5's own included). Then the CPU time to read a revision of each transcript from
+a full copy alone and with FULL_EVERY - 1 deltas.
+
+    .venv/bin/python bench/bench_edits.py [--long 180] [--short 10] [--edits 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from transcriber.jobs.edits import edit_segment, rename  # noqa: E402
+from transcriber.jobs.hub import Hub  # noqa: E402
+from transcriber.jobs.tasks import Tasks  # noqa: E402
+from transcriber.jobs.transcripts import Edit, Transcripts, segment_rows  # noqa: E402
+from transcriber.protocol.stages import Stage  # noqa: E402
+from transcriber.store.db import Store  # noqa: E402
+from transcriber.store.task import Task, now_iso  # noqa: E402
+from transcriber.store.transcripts import FULL_EVERY, Revision, TranscriptStore  # noqa: E402
+
+SEGMENT_SECONDS = 4.0
+SPEAKERS = ("SPEAKER_00", "SPEAKER_01", "SPEAKER_02")
+_WORDS = """the of and to a in that is it was for on are as with he they at be this have
+from or one had by word but not what all were we when your can said there use an each which
+she do how their if will up other about out many then them these so some her would make like
+him into time has look two more write go see number no way could people my than first water
+been call who oil its now find long down day did get come made may part budget meeting
+quarter review customer product team report plan project cost revenue sales market design
+research question answer problem idea point number schedule deadline contract proposal
+release feature support service account invoice policy hiring training office remote travel
+"""
+VOCABULARY = _WORDS.split()
+
+
+def transcript(rng: random.Random, minutes: float) -> dict[str, Any]:
+    weights = [1 / (rank + 1) for rank in range(len(VOCABULARY))]
+    segments = []
+    for i in range(int(minutes * 60 / SEGMENT_SECONDS)):
+        start, speaker = i * SEGMENT_SECONDS, SPEAKERS[(i // 3) % len(SPEAKERS)]
+        drawn = rng.choices(VOCABULARY, weights, k=rng.randint(8, 16))
+        step = SEGMENT_SECONDS / len(drawn)
+        words = [
+            {
+                "word": word,
+                "start": round(start + k * step, 3),
+                "end": round(start + (k + 1) * step, 3),
+                "probability": round(rng.uniform(0.5, 1.0), 4),
+                "speaker": speaker,
+            }
+            for k, word in enumerate(drawn)
+        ]
+        text = " ".join(drawn).capitalize() + "."
+        segments.append(
+            {"id": i, "start": start, "end": start + SEGMENT_SECONDS, "text": text}
+            | {"words": words, "speaker": speaker}
+        )
+    turns = [{"start": s["start"], "end": s["end"], "speaker": s["speaker"]} for s in segments]
+    duration = minutes * 60
+    return {"language": "en", "duration": duration, "model": "generated", "segments": segments} | {
+        "turns": turns
+    }
+
+
+def edits(rng: random.Random, count: int, segments: int) -> list[tuple[str, Edit]]:
+    """The same mix for every run: text corrections, speaker moves, renames."""
+    plan: list[tuple[str, Edit]] = []
+    for n in range(count):
+        roll, index = rng.random(), rng.randrange(segments)
+        if roll < 0.7:
+            text = " ".join(rng.choices(VOCABULARY, k=rng.randint(8, 16))).capitalize() + "."
+            plan.append(("text", partial(edit_segment, index=index, body={"text": text})))
+        elif roll < 0.9:
+            body = {"speaker": rng.choice(SPEAKERS)}
+            plan.append(("speaker", partial(edit_segment, index=index, body=body)))
+        else:
+            body = {rng.choice(SPEAKERS): f"Person {n}"}
+            plan.append(("rename", partial(rename, body=body)))
+    return plan
+
+
+class Timed:
+    """Wraps a store method and adds up the CPU seconds spent in it."""
+
+    def __init__(self, method: Callable[..., Awaitable[Any]]) -> None:
+        self.method, self.seconds = method, 0.0
+
+    async def __call__(self, *args: Any) -> Any:
+        begin = time.process_time()
+        try:
+            return await self.method(*args)
+        finally:
+            self.seconds += time.process_time() - begin
+
+
+async def full_copy_change(transcripts: Transcripts, task_id: str, edit: Edit) -> None:
+    """An edit saved as before: a deep copy edited, the whole transcript and every row saved."""
+    latest = await transcripts.store.latest(task_id)
+    assert latest is not None
+    data = edit(copy.deepcopy(latest.data))
+    new = Revision(task_id, latest.revision + 1, latest.attempt, "edit", now_iso(), data)
+    await transcripts.store.add(new, segment_rows(data))
+    await transcripts.tasks.update(task_id, detail=f"Revision {new.revision} saved")
+
+
+async def used_bytes(store: Store) -> int:
+    db = store.db
+    await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    values = []
+    for pragma in ("page_count", "freelist_count", "page_size"):
+        async with db.execute(f"PRAGMA {pragma}") as cur:
+            row = await cur.fetchone()
+        values.append(int(row[0]) if row else 0)
+    return (values[0] - values[1]) * values[2]
+
+
+async def revision_bytes(store: Store) -> int:
+    async with store.db.execute("SELECT SUM(length(data)) FROM revisions") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row and row[0] else 0
+
+
+async def open_task(folder: Path, data: dict[str, Any]) -> tuple[Store, Transcripts]:
+    store = await Store.open(folder / "db.sqlite3")
+    transcripts = Transcripts(Tasks(store, Hub(), folder / "tasks"), TranscriptStore(store.db))
+    await store.save(Task("t", "t.wav", "source.wav", stage=Stage.COMPLETE, attempt=1, seq=5))
+    await transcripts.store.add(Revision("t", 0, 1, "model", now_iso(), data), segment_rows(data))
+    return store, transcripts
+
+
+async def run(folder: Path, method: str, minutes: float, count: int) -> dict[str, Any]:
+    data = transcript(random.Random(7), minutes)
+    store, transcripts = await open_task(folder, data)
+    segments = len(data["segments"])
+    name = "add" if method == "full copy" else "add_edit"
+    saving, reading = Timed(getattr(transcripts.store, name)), Timed(transcripts.store.latest)
+    setattr(transcripts.store, name, saving)
+    transcripts.store.latest = reading  # type: ignore[method-assign,assignment]
+    per_kind: dict[str, list[tuple[float, ...]]] = defaultdict(list)
+    used, stored, changes = await used_bytes(store), await revision_bytes(store), 0
+    try:
+        for number, (kind, edit) in enumerate(edits(random.Random(11), count, segments), 1):
+            if method == "deltas" and number % FULL_EVERY == 0:
+                kind = f"every {FULL_EVERY}th, stored whole"  # no re-diarization here
+            before, read, saved = store.db.total_changes, reading.seconds, saving.seconds
+            begin, cpu = time.perf_counter(), time.process_time()
+            if method == "full copy":
+                await full_copy_change(transcripts, "t", edit)
+            else:
+                await transcripts.change("t", None, edit)
+            took, used_cpu = time.perf_counter() - begin, time.process_time() - cpu
+            per_kind[kind].append((took, used_cpu, reading.seconds - read, saving.seconds - saved))
+            changes += store.db.total_changes - before
+        used = await used_bytes(store) - used
+        stored = await revision_bytes(store) - stored
+        reads = await read_times(transcripts.store, count) if method == "deltas" else {}
+    finally:
+        await store.close()
+    return {"segments": segments, "per_kind": per_kind, "used": used, "stored": stored} | {
+        "changes": changes,
+        "reads": reads,
+    }
+
+
+async def read_times(store: TranscriptStore, count: int) -> dict[str, float]:
+    """CPU time reading the last full copy alone, and the revision before it (FULL_EVERY - 1
+    deltas after the full copy before), alternately so both see the same load."""
+    full = count - count % FULL_EVERY
+    samples: dict[str, list[float]] = defaultdict(list)
+    for _ in range(20):
+        for name, number in (("full copy alone", full), (f"{FULL_EVERY - 1} deltas", full - 1)):
+            begin = time.process_time()
+            await store.get("t", number)
+            samples[name].append(time.process_time() - begin)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def report(method: str, minutes: float, result: dict[str, Any], count: int) -> list[float]:
+    """Print one run's rows; return its p50s (ms) over all kinds: wall, CPU, reading, saving."""
+    every = [t for samples in result["per_kind"].values() for t in samples]
+    for kind, samples in [*sorted(result["per_kind"].items()), ("all", every)]:
+        wall, cpu, read, saving = (
+            statistics.median(s[k] for s in samples) * 1000 for k in range(4)
+        )
+        print(
+            f"| {method} | {minutes:g} min ({result['segments']} segments) | {kind}"
+            f" ({len(samples)}) | {wall:.1f} | {cpu:.1f} | {read:.1f} | {saving:.1f} |"
+        )
+    print(
+        f"|   per edit: revision data {result['stored'] / count / 1024:.1f} KiB,"
+        f" used pages +{result['used'] / count / 1024:.1f} KiB,"
+        f" total_changes {result['changes'] / count:.0f} | | | | | | |"
+    )
+    return [statistics.median(s[k] for s in every) * 1000 for k in range(4)]
+
+
+async def main_async(args: argparse.Namespace, folder: Path) -> None:
+    print(f"load average {os.getloadavg()[0]:.2f}; {args.edits} edits per run")
+    print(
+        "| method | transcript | edits | p50 wall ms per edit | p50 CPU ms per edit"
+        " | of it reading | of it saving |"
+    )
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    p50: dict[tuple[str, float], list[float]] = {}
+    reads: dict[float, dict[str, float]] = {}
+    for method in ("deltas", "full copy"):
+        for minutes in (args.short, args.long):
+            run_dir = folder / f"{method}-{minutes}".replace(" ", "-")
+            run_dir.mkdir()
+            result = await run(run_dir, method, minutes, args.edits)
+            p50[method, minutes] = report(method, minutes, result, args.edits)
+            if result["reads"]:
+                reads[minutes] = result["reads"]
+    for method in ("deltas", "full copy"):
+        long, short = p50[method, args.long], p50[method, args.short]
+        print(
+            f"{method}, {args.long:g} min / {args.short:g} min: p50 CPU per edit"
+            f" {long[1] / short[1]:.2f}, reading {long[2] / short[2]:.2f},"
+            f" saving {long[3] / short[3]:.2f}"
+        )
+    old, new = p50["full copy", args.long], p50["deltas", args.long]
+    print(
+        f"{args.long:g} min, full copy / deltas: p50 CPU per edit {old[1] / new[1]:.1f},"
+        f" saving {old[3] / new[3]:.1f}"
+    )
+    for minutes, times in reads.items():
+        for name, seconds in times.items():
+            print(f"read a revision of {minutes:g} min, {name}: {seconds * 1000:.1f} ms CPU")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--long", type=float, default=180.0, help="minutes")
+    parser.add_argument("--short", type=float, default=10.0, help="minutes")
+    parser.add_argument("--edits", type=int, default=200)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-edits-"))
+    try:
+        asyncio.run(main_async(args, folder))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
