@@ -17,6 +17,8 @@ from transcriber.store.transcripts import MARK_CLOSE, MARK_OPEN, BadQuery, Hit
 
 MAX_QUERY = 500
 MAX_LIMIT = 100
+# Paging deeper than this walks FTS5's matches that far for every page: refine the query.
+MAX_OFFSET = 1_000_000
 _TOKENS = re.compile(r'"[^"]*"\*?|[^\s"]+\*?|"')
 
 

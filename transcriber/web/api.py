@@ -20,6 +20,7 @@ from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, task_json
 from transcriber.web.auth import authorized
 from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
+from transcriber.web.parsing import json_body, query_int
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,7 @@ async def create_task(request: web.Request) -> web.StreamResponse:
 
 
 async def _create_empty(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except json.JSONDecodeError as exc:
-        raise ApiError("BAD_REQUEST", "The body is not valid JSON.", str(exc)) from exc
+    body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("filename"), str):
         raise ApiError("BAD_REQUEST", "The JSON body needs a filename.")
     unknown = sorted(set(body) - {"filename", "size", "options"})
@@ -145,8 +143,8 @@ def _created(task: Task) -> web.Response:
 
 async def list_tasks(request: web.Request) -> web.Response:
     """Newest first. Page on with `before=<next>` from the previous page (or with offset)."""
-    limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
-    offset = _int_param(request, "offset", 0, 0, 10**9)
+    limit = query_int(request, "limit", 50, 1, MAX_PAGE)
+    offset = query_int(request, "offset", 0, 0, 10**9)
     before = _cursor(request.query.get("before"))
     rows, total, following = await request.app[TASKS].store.listing(limit, offset, before)
     return web.json_response(
@@ -173,19 +171,6 @@ def _cursor(raw: str | None) -> tuple[str, int] | None:
     return found.group(1), int(found.group(2))
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise ApiError("BAD_REQUEST", f"{name} must be a whole number from {low} to {high}.")
-    return value
-
-
 async def get_task(request: web.Request) -> web.Response:
     """The snapshot from memory; ETag/If-None-Match; long-poll with ?wait=&since=."""
     task = await request.app[TASKS].require(request.match_info["task_id"])
@@ -194,8 +179,8 @@ async def get_task(request: web.Request) -> web.Response:
         await request.app[RUNNER].show_position(task.id)
     snapshot = hub.latest(task.id) or task_json(task)
     if "wait" in request.query:
-        wait = min(float(_int_param(request, "wait", 0, 0, 3600)), MAX_WAIT)
-        since = _int_param(request, "since", snapshot["seq"], 0, 2**62)
+        wait = min(float(query_int(request, "wait", 0, 0, 3600)), MAX_WAIT)
+        since = query_int(request, "since", snapshot["seq"], 0, 2**62)
         snapshot = await hub.wait(task.id, since, wait) or snapshot
     etag = f'"{snapshot["seq"]}"'
     if request.headers.get("If-None-Match") == etag:

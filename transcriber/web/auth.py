@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 
 from aiohttp import web
 
 from transcriber.protocol.errors import ApiError
 from transcriber.web.keys import CONFIG
 from transcriber.web.middleware import Handler
+from transcriber.web.parsing import bearer, json_body, same_secret
 from transcriber.web.security import check_host, check_site, same_origin
 
 COOKIE = "transcriber_session"
@@ -29,22 +29,13 @@ def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"transcriber session v1", hashlib.sha256).hexdigest()
 
 
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.lower().startswith("bearer ") else None
-
-
-def _equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
-
-
 def _credential(request: web.Request, token: str) -> str | None:
     """How the request shows the token: "bearer", "cookie" (the page's session), or None."""
-    bearer = _bearer(request)
-    if bearer is not None:
-        return "bearer" if _equal(bearer, token) else None
+    given = bearer(request)
+    if given is not None:
+        return "bearer" if same_secret(given, token) else None
     cookie = request.cookies.get(COOKIE)
-    return "cookie" if cookie is not None and _equal(cookie, session_value(token)) else None
+    return "cookie" if cookie is not None and same_secret(cookie, session_value(token)) else None
 
 
 def authorized(request: web.Request) -> bool:
@@ -66,7 +57,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     credential = _credential(request, token)
     if credential is None:
-        if _bearer(request) is not None:
+        if bearer(request) is not None:
             raise ApiError("UNAUTHORIZED", detail="the bearer token is not the server's")
         raise ApiError("UNAUTHORIZED", detail="send 'Authorization: Bearer <token>' or sign in")
     if credential == "cookie" and request.method not in SAFE_METHODS and not same_origin(request):
@@ -78,7 +69,7 @@ async def session_state(request: web.Request) -> web.Response:
     """Whether a token is needed, and whether this browser's cookie is good."""
     token = request.app[CONFIG].token
     cookie = request.cookies.get(COOKIE, "")
-    signed_in = bool(token) and _equal(cookie, session_value(token or ""))
+    signed_in = bool(token) and same_secret(cookie, session_value(token or ""))
     return web.json_response({"token_required": bool(token), "signed_in": signed_in})
 
 
@@ -86,16 +77,13 @@ async def sign_in(request: web.Request) -> web.Response:
     token = request.app[CONFIG].token
     if not same_origin(request) and "Origin" in request.headers:
         raise ApiError("FORBIDDEN", "Sign in from the server's own page.")
-    try:
-        body = await request.json()
-    except json.JSONDecodeError as exc:
-        raise ApiError("BAD_REQUEST", "The body is not valid JSON.", str(exc)) from exc
+    body = await json_body(request)
     given = body.get("token") if isinstance(body, dict) else None
     if not isinstance(given, str):
         raise ApiError("BAD_REQUEST", "The JSON body needs a token.")
     if not token:
         return web.json_response({"token_required": False, "signed_in": False})
-    if not _equal(given, token):
+    if not same_secret(given, token):
         raise ApiError("UNAUTHORIZED", "That token is not right.")
     response = web.json_response({"token_required": True, "signed_in": True})
     secure = request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"

@@ -7,30 +7,22 @@ that ETag back in If-Match with its next edit, and gets 412 when another tab was
 from __future__ import annotations
 
 import asyncio
-import json
 from functools import partial
-from typing import Any
 
 from aiohttp import web
 
 from transcriber.jobs.admission import check_queue
 from transcriber.jobs.edits import edit_segment, named, rename
 from transcriber.jobs.rediarize import rediarize as start_rediarize
-from transcriber.jobs.search import MAX_LIMIT
+from transcriber.jobs.search import MAX_LIMIT, MAX_OFFSET
 from transcriber.jobs.search import search as run_search
 from transcriber.jobs.transcripts import etag
 from transcriber.protocol.errors import ApiError
 from transcriber.store.task import task_json
 from transcriber.store.transcripts import Revision
 from transcriber.web.keys import CONFIG, RUNNER, TRANSCRIPTS
+from transcriber.web.parsing import json_body, query_int
 from transcriber.worker.pipeline.formats import to_json
-
-
-async def _body(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except json.JSONDecodeError as exc:
-        raise ApiError("BAD_REQUEST", "The body is not valid JSON.", str(exc)) from exc
 
 
 def _revision_json(revision: Revision) -> str:
@@ -48,7 +40,7 @@ async def _revision_response(revision: Revision) -> web.Response:
 
 
 async def speakers(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_body(request)
     revision = await request.app[TRANSCRIPTS].change(
         request.match_info["task_id"],
         request.headers.get("If-Match"),
@@ -61,7 +53,7 @@ async def segment(request: web.Request) -> web.Response:
     raw = request.match_info["index"]
     if not raw.isdigit():
         raise ApiError("BAD_REQUEST", "The segment index must be a whole number.", f"{raw!r}")
-    body = await _body(request)
+    body = await json_body(request)
     revision = await request.app[TRANSCRIPTS].change(
         request.match_info["task_id"],
         request.headers.get("If-Match"),
@@ -71,7 +63,7 @@ async def segment(request: web.Request) -> web.Response:
 
 
 async def rediarize(request: web.Request) -> web.Response:
-    body = await _body(request) if request.can_read_body else {}
+    body = await json_body(request) if request.can_read_body else {}
     config = request.app[CONFIG]
     check_queue(config, request.app[RUNNER].queue_length)
     task = await start_rediarize(
@@ -84,17 +76,8 @@ async def rediarize(request: web.Request) -> web.Response:
     return web.json_response(task_json(task), status=202)
 
 
-def _int(request: web.Request, key: str, default: int, high: int) -> int:
-    raw = request.query.get(key)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 0 <= int(raw) <= high:
-        raise ApiError("BAD_REQUEST", f"{key} must be a whole number from 0 to {high}.")
-    return int(raw)
-
-
 async def search(request: web.Request) -> web.Response:
-    limit = max(1, _int(request, "limit", 20, MAX_LIMIT))
-    offset = _int(request, "offset", 0, 1_000_000)
+    limit = max(1, query_int(request, "limit", 20, 0, MAX_LIMIT))
+    offset = query_int(request, "offset", 0, 0, MAX_OFFSET)
     result = await run_search(request.app[TRANSCRIPTS], request.query.get("q", ""), limit, offset)
     return web.json_response(result)

@@ -4,21 +4,19 @@ node token as a bearer token, never the API token; they are not under /api/."""
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
 from transcriber.jobs import node_files
 from transcriber.protocol.errors import ApiError
 from transcriber.web.keys import CONFIG, TASKS
+from transcriber.web.parsing import bearer, same_secret
 from transcriber.worker.job import write_atomic
 
 
 def _check_node(request: web.Request) -> None:
     expected = request.app[CONFIG].node_token
-    header = request.headers.get("Authorization", "")
-    given = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+    given = bearer(request) or ""
+    if not expected or not same_secret(given, expected):
         raise ApiError("UNAUTHORIZED", detail="send 'Authorization: Bearer <node token>'")
 
 

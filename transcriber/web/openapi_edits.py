@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transcriber.jobs.search import MAX_LIMIT, MAX_QUERY
+from transcriber.jobs.search import MAX_LIMIT, MAX_OFFSET, MAX_QUERY
 from transcriber.protocol.options import MAX_SPEAKERS
 
 _REF = "#/components/schemas/{model}"
@@ -111,7 +111,7 @@ _SEARCH_PARAMS = [
     {
         "name": "offset",
         "in": "query",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
     },
 ]
 _SNAPSHOT = {
