@@ -39,7 +39,7 @@ from distributed import Client, LocalCluster, get_worker
 
 from tests.conftest import plumbing_config, tone_wav
 from tests.daskcluster import TOKEN, node_cluster
-from transcriber.jobs import local
+from transcriber.jobs.engines import local
 from transcriber.node.wire import RESOURCE
 from transcriber.web.keys import RUNNER
 from transcriber.web.server import create_app

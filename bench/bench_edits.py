@@ -43,10 +43,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from transcriber.jobs.edits import edit_segment, rename  # noqa: E402
 from transcriber.jobs.hub import Hub  # noqa: E402
 from transcriber.jobs.tasks import Tasks  # noqa: E402
-from transcriber.jobs.transcripts import Edit, Transcripts, segment_rows  # noqa: E402
+from transcriber.jobs.transcripts.edits import edit_segment, rename  # noqa: E402
+from transcriber.jobs.transcripts.revisions import Edit, Transcripts, segment_rows  # noqa: E402
 from transcriber.protocol.stages import Stage  # noqa: E402
 from transcriber.store.db import Store  # noqa: E402
 from transcriber.store.task import Task, now_iso  # noqa: E402

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import TERMINAL, Server, plumbing_args, plumbing_env, settle_rss, tone_wav
 from transcriber.config import Config
 from transcriber.jobs.hub import Hub
-from transcriber.jobs.runner import Runner
+from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
 from transcriber.protocol.options import DEFAULT_OPTIONS
 from transcriber.store.db import Store

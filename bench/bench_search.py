@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from transcriber.jobs.hub import Hub  # noqa: E402
-from transcriber.jobs.search import search  # noqa: E402
 from transcriber.jobs.tasks import Tasks  # noqa: E402
-from transcriber.jobs.transcripts import Transcripts, segment_rows  # noqa: E402
+from transcriber.jobs.transcripts.revisions import Transcripts, segment_rows  # noqa: E402
+from transcriber.jobs.transcripts.search import search  # noqa: E402
 from transcriber.protocol.stages import Stage  # noqa: E402
 from transcriber.store.db import Store  # noqa: E402
 from transcriber.store.task import Task, iso  # noqa: E402

@@ -4,18 +4,10 @@
 
 import { clock, h, speakerColour, stageName } from "./dom.js";
 import { Editor } from "./edits.js";
+import { FORMATS } from "./formats.js";
 import { STAGE, TERMINAL } from "./stages.js";
 import { speakerLabel, timeline } from "./timeline.js";
 
-const FORMATS = [
-  ["json", "JSON"],
-  ["txt", "TXT"],
-  ["srt", "SRT"],
-  ["vtt", "VTT"],
-  ["tsv", "TSV"],
-  ["md", "Markdown"],
-  ["docx", "DOCX"],
-];
 export class ResultView {
   constructor(root, api) {
     this.root = root;

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from distributed import Client, LocalCluster
 
-from transcriber.jobs.dask_executor import DaskExecutor
+from transcriber.jobs.engines.dask_executor import DaskExecutor
 from transcriber.node.plugin import NodePlugin, node_info
 from transcriber.node.settings import NodeSettings
 from transcriber.node.tuning import NODE

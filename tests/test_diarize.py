@@ -302,7 +302,7 @@ def test_assign_speakers_without_turns_leaves_none() -> None:
 
 
 def test_to_rttm() -> None:
-    from transcriber.worker.pipeline.formats import to_rttm
+    from transcriber.formats.text import to_rttm
 
     turns = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in TURNS]
     assert to_rttm(turns, "my meeting") == (

@@ -19,8 +19,8 @@ from faster_whisper import WhisperModel
 from tests.conftest import DATA, assert_error, tone_wav, upload, wait_for_stage
 from tests.serverproc import running_plumbing_server
 from transcriber.config import Config, read_hotwords
-from transcriber.jobs import hotwords
-from transcriber.jobs.hotwords import HotwordsFile
+from transcriber.jobs.running import hotwords
+from transcriber.jobs.running.hotwords import HotwordsFile
 from transcriber.web.keys import RUNNER
 from transcriber.worker.job import Job, JobResult
 from transcriber.worker.pipeline.audio import load_audio
@@ -116,7 +116,7 @@ async def test_a_broken_hotwords_file_keeps_the_last_words_and_warns_once(
     words = tmp_path / "words.txt"
     _touch(words, "Zbigniew\n", 1)
     current = HotwordsFile(words)
-    caplog.set_level(logging.WARNING, logger="transcriber.jobs.hotwords")
+    caplog.set_level(logging.WARNING, logger="transcriber.jobs.running.hotwords")
     words.unlink()
     assert [await current.words(), await current.words()] == ["Zbigniew", "Zbigniew"]
     _touch(words, b"Jos\xe9\n", 2)  # back, but Latin-1

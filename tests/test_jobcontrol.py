@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from transcriber.jobs.executor import EventSink, Progress, WorkerLost
+from transcriber.jobs.engines.executor import EventSink, Progress, WorkerLost
 from transcriber.jobs.hub import Hub
-from transcriber.jobs.runner import Runner
+from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
 from transcriber.protocol.options import DEFAULT_OPTIONS
 from transcriber.protocol.stages import Stage

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from transcriber.jobs.local import LocalExecutor
+from transcriber.jobs.engines.local import LocalExecutor
 from transcriber.web.keys import RUNNER
 
 from .conftest import ClientFactory, upload, wait_for_stage

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from transcriber.formats import javascript as formats_javascript
 from transcriber.protocol.stages import Stage, javascript
 
 from .browser import collect_errors, launch
@@ -192,6 +193,18 @@ def test_stages_module_is_generated_from_the_enum() -> None:
         text = module.read_text()
         spelled = [s for s in Stage for word in (s.value, s.label) if f'"{word}"' in text]
         assert not spelled, f"{module.name} spells stages itself: {spelled}"
+
+
+def test_formats_module_is_generated_from_the_table() -> None:
+    """static/formats.js lists the formats of transcriber/formats, and no other module of the
+    page lists them itself."""
+    static = ROOT / "static"
+    assert (static / "formats.js").read_text() == formats_javascript(), (
+        "static/formats.js is stale: python -m transcriber.formats --js > static/formats.js"
+    )
+    for module in sorted(static.glob("*.js")):
+        if module.name != "formats.js":
+            assert '["docx"' not in module.read_text(), f"{module.name} lists formats itself"
 
 
 # -- 1. upload to Complete ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from transcriber.jobs.queue import JobQueue, ordinal_in_queue
+from transcriber.jobs.running.queue import JobQueue, ordinal_in_queue
 from transcriber.web.server import create_app
 
 from .conftest import ClientFactory, plumbing_config, upload, wait_for_stage

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from transcriber.jobs import ingest
-from transcriber.jobs.executor import NodeLost
+from transcriber.jobs.engines.executor import NodeLost
 from transcriber.jobs.hub import Hub
-from transcriber.jobs.retention import expire_tasks
+from transcriber.jobs.intake import ingest
+from transcriber.jobs.running.retention import expire_tasks
 from transcriber.jobs.tasks import MoveRefused, Tasks
 from transcriber.protocol.stages import MOVES, Stage
 from transcriber.store.db import Store

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from transcriber.config import Config
-from transcriber.jobs.retention import expire_tasks, sweep_interval
+from transcriber.jobs.running.retention import expire_tasks, sweep_interval
 from transcriber.protocol.stages import Stage
 from transcriber.store.db import Store
 from transcriber.store.task import Task, iso

@@ -20,10 +20,10 @@ from typing import Any
 import aiosqlite
 import pytest
 
-from transcriber.jobs.edits import carry_text_edits, edit_segment, labels, rename
 from transcriber.jobs.hub import Hub
 from transcriber.jobs.tasks import Tasks
-from transcriber.jobs.transcripts import Edit, Transcripts, segment_rows
+from transcriber.jobs.transcripts.edits import carry_text_edits, edit_segment, labels, rename
+from transcriber.jobs.transcripts.revisions import Edit, Transcripts, segment_rows
 from transcriber.protocol.stages import Stage, pipeline_stages
 from transcriber.store.db import MIGRATIONS, Store
 from transcriber.store.task import Task

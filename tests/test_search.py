@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import assert_error, tone_wav, upload, wait_for_stage
-from transcriber.jobs import transcripts as transcripts_module
-from transcriber.jobs.search import fts_query
+from transcriber.jobs.transcripts import revisions as transcripts_module
+from transcriber.jobs.transcripts.search import fts_query
 from transcriber.store.task import Task
 from transcriber.web.keys import CONFIG, RUNNER, TRANSCRIPTS
 

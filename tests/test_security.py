@@ -228,7 +228,7 @@ def test_subtitles_cannot_break_their_cues() -> None:
     import srt
     import webvtt
 
-    from transcriber.worker.pipeline.formats import render
+    from transcriber.formats.text import to_srt, to_vtt
 
     evil = "a <b>bold</b> & --> 00:00:00.000 --> 00:00:09.000\n\n2\nfake cue"
     data: dict[str, Any] = {
@@ -241,11 +241,11 @@ def test_subtitles_cannot_break_their_cues() -> None:
             {"id": 1, "start": 1.0, "end": 2.0, "text": "second", "speaker": None, "words": []},
         ],
     }
-    vtt = render("vtt", data, {})
+    vtt = to_vtt(data)
     cues = webvtt.from_buffer(io.StringIO(vtt))
     assert len(cues) == 2
     assert "<b>" not in vtt and "&lt;b&gt;" in vtt and "&amp;" in vtt
     assert all("-->" not in c.text for c in cues)
-    subs = list(srt.parse(render("srt", data, {})))
+    subs = list(srt.parse(to_srt(data)))
     assert [s.index for s in subs] == [1, 2]
     assert "fake cue" in subs[0].content and "-->" not in subs[0].content

@@ -17,7 +17,7 @@ import pytest
 from docx import Document
 
 from tests.conftest import assert_error, tone_wav, upload, wait_for_stage
-from transcriber.jobs.edits import named, retime
+from transcriber.jobs.transcripts.edits import named, retime
 from transcriber.web.keys import CONFIG, TRANSCRIPTS
 
 WAV = tone_wav(10.0)

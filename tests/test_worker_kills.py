@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from transcriber.jobs.executor import Event, WorkerLost
-from transcriber.jobs.local import LocalExecutor
+from transcriber.jobs.engines.executor import Event, WorkerLost
+from transcriber.jobs.engines.local import LocalExecutor
 from transcriber.worker.job import Job
 
 from .conftest import tone_wav

@@ -14,7 +14,6 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from transcriber.jobs.admission import check_uploads
 from transcriber.jobs.hub import Hub
 from transcriber.protocol.errors import CODES, ApiError, reference, scrub
 from transcriber.protocol.stages import Stage, may_move
@@ -23,6 +22,22 @@ from transcriber.store.task import Task, task_json
 from transcriber.store.transaction import DiskFull
 
 log = logging.getLogger(__name__)
+
+
+# What a client is told to wait before it tries again when the queue or the uploads are full:
+# about one short job. Clients back off further on their own.
+RETRY_AFTER_SECONDS = 60
+
+
+def check_uploads(limit: int, uploading: int) -> None:
+    """Uploads in progress each hold a row, a folder and a connection: a JSON-made task whose
+    bytes never come, or a PUT trickling a byte at a time, counts until it ends or times out."""
+    if uploading >= limit:
+        error = ApiError(
+            "TOO_MANY_UPLOADS", detail=f"{uploading} uploads in progress; the limit is {limit}"
+        )
+        error.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        raise error
 
 
 def _transient(exc: sqlite3.OperationalError) -> bool:

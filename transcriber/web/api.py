@@ -11,14 +11,15 @@ from typing import Any
 from aiohttp import web
 
 from transcriber import __version__
-from transcriber.jobs.admission import admit, check_disk, check_queue
-from transcriber.jobs.ingest import drain_form, form_until_file, ingest, part_chunks
+from transcriber.jobs.intake.admission import admit, check_disk, check_queue
+from transcriber.jobs.intake.ingest import ingest
+from transcriber.jobs.intake.upload import clean_filename, stored_suffix
 from transcriber.jobs.options import parse_options
-from transcriber.jobs.upload import CHUNK, clean_filename, stored_suffix
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, task_json
 from transcriber.web.auth import authorized
+from transcriber.web.forms import body_chunks, drain_form, form_until_file, part_chunks
 from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
 from transcriber.web.parsing import json_body, query_int
 
@@ -84,7 +85,7 @@ async def upload_audio(request: web.Request) -> web.Response:
         raise ApiError("CONFLICT", "This task already has its audio.")
     check_disk(request.app[CONFIG])
     total = request.content_length or (task.size or None)
-    return await _finish_upload(request, task, request.content.iter_chunked(CHUNK), total)
+    return await _finish_upload(request, task, body_chunks(request), total)
 
 
 async def _create_raw(request: web.Request) -> web.Response:
@@ -95,7 +96,7 @@ async def _create_raw(request: web.Request) -> web.Response:
     filename = clean_filename(request.query.get("filename"))
     _check_declared(request, request.content_length)
     task = await request.app[TASKS].create(filename, options, stored_suffix(filename))
-    chunks = request.content.iter_chunked(CHUNK)
+    chunks = body_chunks(request)
     return await _finish_upload(request, task, chunks, request.content_length)
 
 

@@ -11,18 +11,18 @@ from functools import partial
 
 from aiohttp import web
 
-from transcriber.jobs.admission import check_queue
-from transcriber.jobs.edits import edit_segment, named, rename
-from transcriber.jobs.rediarize import rediarize as start_rediarize
-from transcriber.jobs.search import MAX_LIMIT, MAX_OFFSET
-from transcriber.jobs.search import search as run_search
-from transcriber.jobs.transcripts import etag
+from transcriber.formats.text import to_json
+from transcriber.jobs.intake.admission import check_queue
+from transcriber.jobs.transcripts.edits import edit_segment, named, rename
+from transcriber.jobs.transcripts.rediarize import rediarize as start_rediarize
+from transcriber.jobs.transcripts.revisions import etag
+from transcriber.jobs.transcripts.search import MAX_LIMIT, MAX_OFFSET
+from transcriber.jobs.transcripts.search import search as run_search
 from transcriber.protocol.errors import ApiError
 from transcriber.store.task import task_json
 from transcriber.store.transcripts import Revision
 from transcriber.web.keys import CONFIG, RUNNER, TRANSCRIPTS
 from transcriber.web.parsing import json_body, query_int
-from transcriber.worker.pipeline.formats import to_json
 
 
 def _revision_json(revision: Revision) -> str:
@@ -68,7 +68,7 @@ async def rediarize(request: web.Request) -> web.Response:
     check_queue(config, request.app[RUNNER].queue_length)
     task = await start_rediarize(
         request.app[TRANSCRIPTS],
-        request.app[RUNNER],
+        request.app[RUNNER].enqueue,
         request.match_info["task_id"],
         body,
         config.client_models,

@@ -6,9 +6,9 @@ from aiohttp import web
 
 from transcriber.config import Config
 from transcriber.jobs.hub import Hub
-from transcriber.jobs.runner import Runner
+from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
-from transcriber.jobs.transcripts import Transcripts
+from transcriber.jobs.transcripts.revisions import Transcripts
 from transcriber.store.db import Store
 
 CONFIG = web.AppKey("config", Config)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from transcriber.jobs import node_files
+from transcriber.jobs.engines import node_files
 from transcriber.protocol.errors import ApiError
 from transcriber.web.keys import CONFIG, TASKS
 from transcriber.web.parsing import bearer, same_secret

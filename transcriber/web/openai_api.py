@@ -16,21 +16,22 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from transcriber.jobs.admission import admit
-from transcriber.jobs.ingest import drain_form, form_until_file, ingest, part_chunks
+from transcriber.formats.text import to_srt, to_vtt
+from transcriber.jobs.intake.admission import admit
+from transcriber.jobs.intake.ingest import ingest
+from transcriber.jobs.intake.upload import clean_filename, stored_suffix
 from transcriber.jobs.options import parse_options
-from transcriber.jobs.results import final_output
-from transcriber.jobs.upload import clean_filename, stored_suffix
+from transcriber.jobs.transcripts.results import final_output
 from transcriber.protocol.errors import CODES, ApiError
 from transcriber.protocol.languages import language_name
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, iso
+from transcriber.web.forms import drain_form, form_until_file, part_chunks
 from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
-from transcriber.worker.pipeline.formats import to_srt, to_vtt
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 # A client's retries come within minutes; an hour later the same file is a new request.
 JOIN_WINDOW = timedelta(hours=1)
 # The model OpenAI's clients name by default; here it means the server's own model.
@@ -89,7 +90,7 @@ OPENAI_FIELDS = frozenset(
 
 
 def _check_fields(fields: dict[str, list[str]]) -> None:
-    # Repeats are refused by the form loop itself (jobs.ingest.form_until_file).
+    # Repeats are refused by the form loop itself (web.forms.form_until_file).
     for name in fields:
         if name not in OPENAI_FIELDS:
             raise ApiError("BAD_REQUEST", f"Unknown form field {name!r}.")
@@ -103,10 +104,10 @@ def _first(fields: dict[str, list[str]], name: str, default: str | None = None) 
 def _options(fields: dict[str, list[str]], allowed: tuple[str, ...]) -> dict[str, Any]:
     """The task's options from OpenAI's fields."""
     fmt = _first(fields, "response_format", "json")
-    if fmt not in FORMATS:
+    if fmt not in RESPONSE_FORMATS:
         raise ApiError(
             "BAD_REQUEST",
-            f"response_format must be one of {', '.join(FORMATS)}.",
+            f"response_format must be one of {', '.join(RESPONSE_FORMATS)}.",
             param="response_format",
         )
     return parse_options(

@@ -13,14 +13,13 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from transcriber import __version__
-from transcriber.jobs.exports import DOCUMENTS
+from transcriber.formats import FORMATS
 from transcriber.protocol.errors import ErrorResponse
 from transcriber.protocol.messages import ClientMessage, ServerMessage
 from transcriber.protocol.options import Options
 from transcriber.protocol.snapshot import NewTask, Snapshot, TaskList
 from transcriber.web.openapi_edits import EDIT_PATHS
 from transcriber.web.openapi_nodes import NODE_PATHS
-from transcriber.worker.pipeline.formats import FORMATS
 
 _REF = "#/components/schemas/{model}"
 # The components, generated from the protocol's models: responses in serialization mode,
@@ -106,9 +105,10 @@ _PAGE = [
 ]
 _TEXT = {
     "description": "File",
-    "content": {t: {"schema": {"type": "string"}} for t in FORMATS.values()}
-    | {DOCUMENTS["md"]: {"schema": {"type": "string"}}}
-    | {DOCUMENTS["docx"]: {"schema": {"type": "string", "format": "binary"}}},
+    "content": {
+        f.media_type: {"schema": {"type": "string"} | ({"format": "binary"} if f.binary else {})}
+        for f in FORMATS.values()
+    },
 }
 
 PATHS: dict[str, Any] = {
@@ -159,7 +159,7 @@ PATHS: dict[str, Any] = {
             _TEXT,
             parameters=[
                 TASK_ID,
-                {"name": "format", "in": "query", "schema": {"enum": [*FORMATS, *DOCUMENTS]}},
+                {"name": "format", "in": "query", "schema": {"enum": [*FORMATS]}},
                 {"name": "revision", "in": "query", "schema": {"type": "integer", "minimum": 0}},
             ],
         )

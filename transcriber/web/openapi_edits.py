@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transcriber.jobs.search import MAX_LIMIT, MAX_OFFSET, MAX_QUERY
+from transcriber.jobs.transcripts.search import MAX_LIMIT, MAX_OFFSET, MAX_QUERY
 from transcriber.protocol.options import MAX_SPEAKERS
 
 _REF = "#/components/schemas/{model}"

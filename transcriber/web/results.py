@@ -6,28 +6,28 @@ import asyncio
 
 from aiohttp import web
 
-from transcriber.jobs.edits import named
-from transcriber.jobs.exports import DOCUMENTS, to_docx, to_md
-from transcriber.jobs.transcripts import etag
+from transcriber.formats import FORMATS, render
+from transcriber.formats.text import to_rttm
+from transcriber.jobs.transcripts.edits import named
+from transcriber.jobs.transcripts.revisions import etag
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
 from transcriber.store.transcripts import Revision
 from transcriber.web.keys import TASKS, TRANSCRIPTS
-from transcriber.worker.pipeline.formats import FORMATS, render, to_rttm
 
 
 async def transcript(request: web.Request) -> web.Response:
     """The latest revision (or ?revision=N) in any format, speakers by their names."""
     fmt = request.query.get("format", "json")
-    if fmt not in FORMATS and fmt not in DOCUMENTS:
-        names = ", ".join([*FORMATS, *DOCUMENTS])
+    if fmt not in FORMATS:
+        names = ", ".join(FORMATS)
         raise ApiError("BAD_REQUEST", f"Unknown format {fmt!r}.", f"formats: {names}")
     task, revision = await _revision(request)
     body = await asyncio.to_thread(_export, fmt, task, revision)
-    charset = None if fmt == "docx" else "utf-8"
-    media = DOCUMENTS.get(fmt) or FORMATS[fmt]
-    response = web.Response(body=body, content_type=media, charset=charset)
+    kind = FORMATS[fmt]
+    charset = None if kind.binary else "utf-8"
+    response = web.Response(body=body, content_type=kind.media_type, charset=charset)
     response.headers["ETag"] = etag(revision)
     response.headers["Cache-Control"] = "no-cache"
     if "download" in request.query:
@@ -41,10 +41,7 @@ def _export(fmt: str, task: Task, revision: Revision) -> bytes:
     enough to hold up every other request if it ran on the event loop."""
     data = {"speaker_names": {}} | named(revision.data)
     data |= {"revision": revision.revision, "source": revision.source}
-    if fmt == "docx":
-        return to_docx(task, data)
-    text = to_md(task, data) if fmt == "md" else render(fmt, data, task.timings)
-    return text.encode()
+    return render(fmt, task, data)
 
 
 async def _revision(request: web.Request) -> tuple[Task, Revision]:

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from aiohttp import WSCloseCode, web
 
 from transcriber.config import Config
-from transcriber.jobs.admission import disk_warning
-from transcriber.jobs.engine import make_executor
+from transcriber.jobs.engines.engine import make_executor
 from transcriber.jobs.hub import Hub
-from transcriber.jobs.runner import Runner
+from transcriber.jobs.intake.admission import disk_warning
+from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
-from transcriber.jobs.transcripts import Transcripts
+from transcriber.jobs.transcripts.revisions import Transcripts
 from transcriber.store.db import Store
 from transcriber.store.transcripts import TranscriptStore
 from transcriber.web.auth import auth_middleware

@@ -12,8 +12,6 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import unquote
 
-import aiohttp
-
 from transcriber.jobs.tasks import Tasks
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
@@ -52,6 +50,11 @@ MEDIA_SUFFIXES = frozenset(
     }
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UploadCut(Exception):
+    """The client's stream broke off before its end (the web layer turns its HTTP library's
+    error into this, so that intake takes plain streams)."""
 
 
 def clean_filename(raw: str | None) -> str:
@@ -135,8 +138,9 @@ async def receive(
     except ApiError as exc:
         await _abandon(path, tasks, task_id, exc.code, exc.body["message"], exc.body["detail"])
         raise
-    except (aiohttp.ClientPayloadError, ConnectionError, asyncio.IncompleteReadError) as exc:
-        detail = f"{type(exc).__name__}: {exc} (received {received} bytes)"
+    except (UploadCut, ConnectionError, asyncio.IncompleteReadError) as exc:
+        cause = str(exc) if isinstance(exc, UploadCut) else f"{type(exc).__name__}: {exc}"
+        detail = f"{cause} (received {received} bytes)"
         await _abandon(path, tasks, task_id, "UPLOAD_INCOMPLETE", None, detail)
         raise ApiError("UPLOAD_INCOMPLETE", detail=detail, task_id=task_id) from exc
     except OSError as exc:

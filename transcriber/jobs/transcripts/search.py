@@ -11,7 +11,7 @@ import html
 import re
 from typing import Any
 
-from transcriber.jobs.transcripts import Transcripts
+from transcriber.jobs.transcripts.revisions import Transcripts
 from transcriber.protocol.errors import ApiError
 from transcriber.store.transcripts import MARK_CLOSE, MARK_OPEN, BadQuery, Hit
 

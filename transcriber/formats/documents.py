@@ -15,10 +15,6 @@ from docx import Document
 
 from transcriber.store.task import Task
 
-DOCUMENTS = {
-    "md": "text/markdown",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-}
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
 # What XML 1.0 cannot hold (C0 controls other than tab and line breaks, U+FFFE, U+FFFF): the
 # edit refuses them, but a revision stored before it did, or a model's output, may have them.

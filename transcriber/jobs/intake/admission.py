@@ -10,11 +10,8 @@ from __future__ import annotations
 import shutil
 
 from transcriber.config import Config
+from transcriber.jobs.tasks import RETRY_AFTER_SECONDS, check_uploads
 from transcriber.protocol.errors import ApiError
-
-# What a client is told to wait before it tries again when the queue is full: about one
-# short job. Clients back off further on their own.
-RETRY_AFTER_SECONDS = 60
 
 
 def admit(config: Config, waiting: int, uploading: int) -> None:
@@ -23,17 +20,6 @@ def admit(config: Config, waiting: int, uploading: int) -> None:
     check_queue(config, waiting)
     check_uploads(config.max_uploads, uploading)
     check_disk(config)
-
-
-def check_uploads(limit: int, uploading: int) -> None:
-    """Uploads in progress each hold a row, a folder and a connection: a JSON-made task whose
-    bytes never come, or a PUT trickling a byte at a time, counts until it ends or times out."""
-    if uploading >= limit:
-        error = ApiError(
-            "TOO_MANY_UPLOADS", detail=f"{uploading} uploads in progress; the limit is {limit}"
-        )
-        error.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        raise error
 
 
 def check_queue(config: Config, waiting: int) -> None:

@@ -8,11 +8,11 @@ and the speaker edits (names, moves) reset (jobs/transcripts.py).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from transcriber.jobs.options import parse_options
-from transcriber.jobs.runner import Runner
-from transcriber.jobs.transcripts import Transcripts
+from transcriber.jobs.transcripts.revisions import Transcripts
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
@@ -37,8 +37,14 @@ def speaker_options(
 
 
 async def rediarize(
-    transcripts: Transcripts, runner: Runner, task_id: str, body: object, models: tuple[str, ...]
+    transcripts: Transcripts,
+    enqueue: Callable[..., Awaitable[Task]],
+    task_id: str,
+    body: object,
+    models: tuple[str, ...],
 ) -> Task:
+    """Queue a complete task to diarize again; `enqueue` is the coordinator's
+    (Runner.enqueue, jobs/running), passed in so that this needs no engine."""
     tasks = transcripts.tasks
     async with transcripts.lock(task_id):
         task = await tasks.require(task_id)
@@ -55,7 +61,7 @@ async def rediarize(
         if not stage_output(work, Stage.ALIGNING.value).exists():
             raise ApiError("CONFLICT", "The saved alignment of this task is gone.")
         done = [s for s in task.done_stages if s != Stage.DIARIZING.value]
-        queued = await runner.enqueue(
+        queued = await enqueue(
             task_id, (Stage.COMPLETE,), options=options, done_stages=done, interruptions=0
         )
         # Only once it is queued (a task that changed meanwhile keeps its speakers), and

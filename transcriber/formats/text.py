@@ -1,17 +1,9 @@
-"""Transcript files: json (close to WhisperX's), txt, srt, vtt, tsv, and RTTM."""
+"""Transcript files for programs: json (close to WhisperX's), txt, srt, vtt, tsv, and RTTM."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
-
-FORMATS = {
-    "json": "application/json",
-    "txt": "text/plain",
-    "srt": "application/x-subrip",
-    "vtt": "text/vtt",
-    "tsv": "text/tab-separated-values",
-}
 
 
 def speakers(data: dict[str, Any]) -> list[str]:
@@ -100,12 +92,6 @@ def to_tsv(data: dict[str, Any]) -> str:
             f"{seg.get('speaker') or ''}\t{text}"
         )
     return "\n".join(rows) + "\n"
-
-
-def render(fmt: str, data: dict[str, Any], timings: dict[str, float]) -> str:
-    if fmt == "json":
-        return to_json(data, timings)
-    return {"txt": to_txt, "srt": to_srt, "vtt": to_vtt, "tsv": to_tsv}[fmt](data)
 
 
 def to_rttm(turns: list[dict[str, Any]], uri: str) -> str:

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from transcriber.jobs.edits import carry_text_edits
-from transcriber.jobs.results import final_output
 from transcriber.jobs.tasks import Tasks
+from transcriber.jobs.transcripts.edits import carry_text_edits
+from transcriber.jobs.transcripts.results import final_output
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, now_iso

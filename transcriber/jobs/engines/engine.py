@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from transcriber.config import Config
-from transcriber.jobs.executor import Executor
-from transcriber.jobs.local import LocalExecutor
+from transcriber.jobs.engines.executor import Executor
+from transcriber.jobs.engines.local import LocalExecutor
 
 
 def make_executor(config: Config) -> Executor:
     if config.executor == "dask":
-        from transcriber.jobs.dask_executor import DaskExecutor
+        from transcriber.jobs.engines.dask_executor import DaskExecutor
 
         return DaskExecutor(config)
     return LocalExecutor(config.workers)

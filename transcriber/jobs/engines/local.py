@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from typing import Any
 
-from transcriber.jobs.executor import EventSink, WorkerLost, decode_event
+from transcriber.jobs.engines.executor import EventSink, WorkerLost, decode_event
 from transcriber.worker import process as worker
 from transcriber.worker.job import Job, JobResult, cancel_flag
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transcriber.jobs.executor import Event, Progress, StageDone
+from transcriber.jobs.engines.executor import Event, Progress, StageDone
 from transcriber.jobs.tasks import Tasks
 from transcriber.protocol.stages import Stage, stage_weights
 from transcriber.store.task import Task

@@ -27,8 +27,8 @@ from typing import Any
 import distributed
 
 from transcriber.config import Config
-from transcriber.jobs.dask_nodes import Nodes
-from transcriber.jobs.executor import (
+from transcriber.jobs.engines.dask_nodes import Nodes
+from transcriber.jobs.engines.executor import (
     EventSink,
     NodeLost,
     WorkerLost,

@@ -17,17 +17,17 @@ from contextlib import suppress
 from typing import Any
 
 from transcriber.config import Config
-from transcriber.jobs.events import apply_event
-from transcriber.jobs.executor import Event, Executor, Limited, NodeLost, WorkerLost
-from transcriber.jobs.hotwords import HotwordsFile
-from transcriber.jobs.jobspec import build_job
-from transcriber.jobs.local import LocalExecutor
-from transcriber.jobs.queue import JobQueue, ordinal_in_queue
-from transcriber.jobs.recovery import recover, resume_or_fail
-from transcriber.jobs.retention import BATCH, expire_tasks, sweep_interval
-from transcriber.jobs.supervise import Running, Stop, job_limit
+from transcriber.jobs.engines.executor import Event, Executor, Limited, NodeLost, WorkerLost
+from transcriber.jobs.engines.local import LocalExecutor
+from transcriber.jobs.intake.upload import expire_uploads
+from transcriber.jobs.running.events import apply_event
+from transcriber.jobs.running.hotwords import HotwordsFile
+from transcriber.jobs.running.jobspec import build_job
+from transcriber.jobs.running.queue import JobQueue, ordinal_in_queue
+from transcriber.jobs.running.recovery import recover, resume_or_fail
+from transcriber.jobs.running.retention import BATCH, expire_tasks, sweep_interval
+from transcriber.jobs.running.supervise import Running, Stop, job_limit
 from transcriber.jobs.tasks import MoveRefused, Tasks
-from transcriber.jobs.upload import expire_uploads
 from transcriber.protocol.stages import Stage, pipeline_stages, stage_weights
 from transcriber.store.task import Task
 from transcriber.worker.job import Job, JobResult
