@@ -54,7 +54,7 @@ def slot_pid(executor: LocalExecutor, slot: int) -> int:
 
 
 def inject_garbage(executor: LocalExecutor, slot: int) -> None:
-    channel = executor._slots[slot].channel
+    channel = executor._slots[slot].worker.channel
     channel.put("not a tuple")
     channel.put(("progress", "short"))
     channel.put(("progress", "nobody", 1, "transcribing"))  # a field missing

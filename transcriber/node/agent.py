@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
-import os
 import queue
 import shutil
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from typing import Any
 
@@ -32,6 +32,7 @@ from transcriber.node import child, fetch
 from transcriber.node.settings import NodeSettings
 from transcriber.node.wire import PLUGIN_NAME, PROGRESS_TOPIC
 from transcriber.worker.job import Job, cancel_flag
+from transcriber.worker.slot import WorkerSlot
 
 log = logging.getLogger(__name__)
 # distributed is only partly typed: its untyped calls go through Any.
@@ -39,42 +40,17 @@ dd: Any = distributed
 
 # How often a running job looks for a stop: a cancel reaches the child within about this.
 CHECK_EVERY = 0.2
+# How long the progress a job sent before it returned may take to arrive after its outcome.
+FINISH_WAIT = 10.0
 # States in which the worker no longer wants the task's result: its client is gone.
 ABANDONED = frozenset({"cancelled", "released", "forgotten"})
-
-
-class _Child:
-    def __init__(self, threads: int) -> None:
-        mp = multiprocessing.get_context("spawn")
-        self.jobs: Any = mp.Queue()
-        self.channel: Any = mp.Queue()
-        args = (self.jobs, self.channel, threads, os.getpid())
-        self.process = mp.Process(target=child.main, args=args, name="transcriber-job")
-        self.process.start()
-
-    def alive(self) -> bool:
-        return self.process.is_alive()
-
-    def next_message(self) -> tuple[Any, ...] | None:
-        try:
-            message: tuple[Any, ...] = self.channel.get(timeout=CHECK_EVERY)
-        except queue.Empty:
-            return None
-        return message
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.join(5)
-        for q in (self.jobs, self.channel):
-            q.close()
-            q.cancel_join_thread()
 
 
 class Agent:
     def __init__(self, settings: NodeSettings) -> None:
         self.settings = settings
         self.refused: str | None = None
-        self._children: list[_Child | None] = [None] * settings.slots
+        self._children: list[WorkerSlot | None] = [None] * settings.slots
         self._free: queue.Queue[int] = queue.Queue()
         for slot in range(settings.slots):
             self._free.put(slot)
@@ -113,12 +89,16 @@ class Agent:
         running = self._children[slot]
         if running is not None:
             running.kill()
+            running.close()
             self._children[slot] = None
 
-    def _child(self, slot: int) -> _Child:
+    def _child(self, slot: int) -> WorkerSlot:
         current = self._children[slot]
-        if current is None or not current.alive():
-            current = self._children[slot] = _Child(self.settings.threads)
+        if current is not None and current.broken:
+            self._discard(slot)
+            current = None
+        if current is None:
+            current = self._children[slot] = WorkerSlot(self.settings.threads, watch_parent=True)
         return current
 
     def _run_in(self, slot: int, job: Job, watch: _StopWatch, w: Any) -> dict[str, Any]:
@@ -130,37 +110,41 @@ class Agent:
         if stopped is not None:
             return stopped
         running = self._child(slot)
-        running.jobs.put(local)
-        log.info(
-            "task %s attempt %d: running in process %d",
-            job.task_id,
-            job.attempt,
-            running.process.pid,
-        )
-        w.log_event(PROGRESS_TOPIC, ["started", job.task_id, job.attempt, running.process.pid])
-        result = self._follow(slot, running, local, watch, w)
+        future = running.submit(child.outcome, local)
+        log.info("task %s attempt %d: running in process %s", job.task_id, job.attempt, running.pid)
+        w.log_event(PROGRESS_TOPIC, ["started", job.task_id, job.attempt, running.pid])
+        result = self._follow(slot, running, future, local, watch, w)
         if self.settings.audio == "http" and result["outcome"] != "lost":
             shutil.rmtree(local.work_dir, ignore_errors=True)
         return result
 
     def _follow(
-        self, slot: int, running: _Child, job: Job, watch: _StopWatch, w: Any
+        self,
+        slot: int,
+        running: WorkerSlot,
+        future: Future[dict[str, Any]],
+        job: Job,
+        watch: _StopWatch,
+        w: Any,
     ) -> dict[str, Any]:
+        finished = False
+        ended_at: float | None = None
         while True:
-            message = running.next_message()
-            if message is not None:
-                if message[0] == "result":
-                    result: dict[str, Any] = message[3]
-                    return result
+            message = running.receive(CHECK_EVERY)
+            if message is not None and message[0] == "finished":
+                finished = True
+            elif message is not None:
                 try:
                     self._relay(job, message, w)
                 except Exception as exc:  # urllib's errors, a cut answer, a refused upload
                     self._discard(slot)
                     return _error(f"could not send a stage's output: {type(exc).__name__}: {exc}")
+            if future.done():
+                # Progress travels on the channel: all of it is relayed before the outcome.
+                ended_at = ended_at or time.monotonic()
+                if finished or time.monotonic() - ended_at > FINISH_WAIT:
+                    return self._outcome(slot, running, future)
                 continue
-            if not running.alive():
-                self._children[slot] = None
-                return _lost(f"the job's process died (exit code {running.process.exitcode})")
             action = watch.check()
             if action == "cancel":
                 with suppress(FileNotFoundError):  # a deleted task's folder
@@ -170,10 +154,18 @@ class Agent:
                 self._discard(slot)
                 return _lost(action)
 
+    def _outcome(
+        self, slot: int, running: WorkerSlot, future: Future[dict[str, Any]]
+    ) -> dict[str, Any]:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            code = running.exitcode()
+            self._discard(slot)
+            return _lost(f"the job's process died (exit code {code})")
+
     def _relay(self, job: Job, message: tuple[Any, ...], w: Any) -> None:
         kind = message[0]
-        if kind == "finished":
-            return  # the agent sends its own, after the result
         if kind == "stage_done" and self.settings.audio == "http":
             # Saved on the coordinator before it hears of it: a resume starts after it.
             fetch.upload_stage(self.settings, job, message[3])

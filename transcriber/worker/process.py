@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 # coordinator's watchdog takes silence for a hang (--stall-timeout).
 ALIVE_EVERY = 30.0
 DETAIL_EVERY = 2.0
+# How often a node's job process looks whether the Dask worker that started it is still there.
+PARENT_POLL = 0.5
 # A spawned worker starts with no logging set up, so its INFO lines (models loading, thread
 # counts) were lost; ours are shown, other libraries' only from WARNING up.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [worker %(process)d] %(message)s"
@@ -33,8 +36,9 @@ _queue: Any = None
 _governor: ThreadGovernor | None = None
 
 
-def init(queue: Any, threads: int) -> None:
-    """Executor initializer: the parent handles Ctrl-C; progress goes through `queue`.
+def init(queue: Any, threads: int, parent: int | None = None) -> None:
+    """Executor initializer: the parent handles Ctrl-C; progress goes through `queue`; with
+    `parent`, the process ends itself once that process is gone.
 
     `threads` is this worker's share of the cores: torch and CTranslate2 read OMP_NUM_THREADS
     when they load, and oversubscribed cores made diarization 4-6 times slower here. An
@@ -54,6 +58,15 @@ def init(queue: Any, threads: int) -> None:
         share = threads
     _governor = ThreadGovernor(share)
     _queue = queue
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    # os._exit works from any thread, even while the main thread sits in a long C call.
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL)
+    os._exit(1)
 
 
 def send(message: tuple[Any, ...]) -> None:

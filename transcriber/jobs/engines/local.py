@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
-import queue
 import threading
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from typing import Any
@@ -23,58 +20,44 @@ from typing import Any
 from transcriber.jobs.engines.executor import EventSink, WorkerLost, decode_event
 from transcriber.worker import process as worker
 from transcriber.worker.job import Job, JobResult, cancel_flag
+from transcriber.worker.slot import WorkerSlot
 
 log = logging.getLogger(__name__)
 
 
 class _Slot:
-    """A worker process, the queue it reports on, and the thread that reads that queue."""
+    """A worker slot (worker/slot.py) and the thread that hands its messages to the loop."""
 
-    def __init__(self, mp: Any, threads: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.channel: Any = mp.Queue()
-        self.pool = ProcessPoolExecutor(
-            1, mp_context=mp, initializer=worker.init, initargs=(self.channel, threads)
-        )
+    def __init__(self, threads: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.worker = WorkerSlot(threads)
+        self.pool = self.worker.pool
         self.messages: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read, args=(loop,), daemon=True)
         self._reader.start()
 
     def _read(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Survives what a killed worker leaves in the pipe: a cut or garbled message is logged
-        # and skipped. Only a closed channel ends it.
+        # Survives what a killed worker leaves in the pipe; only a closed channel ends it.
         while not self._stop.is_set():
             try:
-                message = self.channel.get(timeout=0.5)
-            except queue.Empty:
-                continue
+                message = self.worker.receive(0.5)
             except OSError:
                 return
-            except Exception:  # a truncated pickle raises EOFError too: not the end
-                log.warning("unreadable progress message", exc_info=True)
-                continue
-            if isinstance(message, tuple) and len(message) >= 3:
+            if message is not None:
                 loop.call_soon_threadsafe(self.messages.put_nowait, message)
-            else:
-                log.warning("progress message of the wrong shape: %.200r", message)
 
     def kill(self) -> None:
-        for process in list(getattr(self.pool, "_processes", {}).values()):
-            with suppress(Exception):
-                process.kill()
+        self.worker.kill()
 
     async def close(self) -> None:
-        _terminate(self.pool)
         self._stop.set()
         await asyncio.to_thread(self._reader.join, 5)
-        self.channel.close()
-        self.channel.cancel_join_thread()
+        self.worker.close()
 
 
 class LocalExecutor:
     def __init__(self, workers: int) -> None:
         self._workers = workers
-        self._mp = multiprocessing.get_context("spawn")
         self._threads = max(1, len(os.sched_getaffinity(0)) // workers)
         self._slots: list[_Slot] = []
         self._pumps: list[asyncio.Task[None]] = []
@@ -103,7 +86,7 @@ class LocalExecutor:
             await slot.close()
 
     def _new_slot(self) -> _Slot:
-        return _Slot(self._mp, self._threads, asyncio.get_running_loop())
+        return _Slot(self._threads, asyncio.get_running_loop())
 
     async def run(self, slot: int, job: Job) -> JobResult:
         if slot in self._killed:
@@ -167,16 +150,3 @@ class LocalExecutor:
             log.warning("unknown progress message kind %r", kind)
         elif self._sink is not None:
             await self._sink(decoded)
-
-
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop worker processes now: a job may run for many minutes, shutdown must not wait."""
-    processes = list(getattr(pool, "_processes", {}).values())
-    for process in processes:
-        with suppress(Exception):
-            process.terminate()
-    for process in processes:
-        with suppress(Exception):
-            process.join(5)
-    # With its workers gone the pool sees itself broken and its threads and queues close.
-    pool.shutdown(wait=True, cancel_futures=True)

@@ -77,7 +77,7 @@ def mb(n: int) -> str:
     return f"{n / 1e6:.0f}" if n >= 10e6 else f"{n / 1e6:.1f}"
 
 
-class Progress:
+class UploadProgress:
     """At most one update per whole percent and two per second, like the workers."""
 
     def __init__(self, tasks: Tasks, task_id: str, total: int | None) -> None:
@@ -115,7 +115,7 @@ async def receive(
 
     `total` drives the progress percentage; when `exact`, fewer bytes than that is a cut upload.
     """
-    progress = Progress(tasks, task_id, total)
+    progress = UploadProgress(tasks, task_id, total)
     received = 0
     try:
         with path.open("wb") as out:
