@@ -139,7 +139,7 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
                 times.append((time.perf_counter() - t0) * 1000)
             every += times
             print(
-                f"| {kind} `{query}` | {len(result['hits'])} | "
+                f"| {kind} `{query}` | {len(result.hits)} | "
                 f"{statistics.median(times):.1f} | {percentile(times, 0.99):.1f} |"
             )
         print(f"| all kinds | | {statistics.median(every):.1f} | {percentile(every, 0.99):.1f} |")

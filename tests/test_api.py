@@ -108,6 +108,30 @@ async def test_list_is_paged_newest_first(client: Any, wav_bytes: bytes) -> None
     await assert_error(await client.get("/api/tasks", params={"limit": 0}), 400, "BAD_REQUEST")
 
 
+async def test_a_bad_query_names_the_parameter_and_its_bounds(client: Any) -> None:
+    snap = await (await client.post("/api/tasks", json={"filename": "x.wav"})).json()
+    task = f"/api/tasks/{snap['id']}"
+    cases = [
+        ("/api/tasks", {"limit": "x"}, "limit must be a whole number from 1 to 200."),
+        ("/api/tasks", {"offset": "-1"}, "offset must be a whole number from 0 to 1000000000."),
+        ("/api/tasks", {"before": "yesterday"}, "before must be the 'next' of a previous page."),
+        (task, {"wait": "3601"}, "wait must be a whole number from 0 to 3600."),
+        ("/api/search", {"q": "a", "limit": "101"}, "limit must be a whole number from 0 to 100."),
+        ("/api/search", {"q": "x" * 501}, "q must be from 1 to 500 characters."),
+        ("/api/search", {}, "q is required."),
+        (f"{task}/transcript", {"format": "pdf"}, "Unknown format 'pdf'."),
+        (f"{task}/transcript", {"revision": "one"}, "revision must be a whole number from 0 to"),
+        (f"{task}/diarization.rttm", {"revision": "-1"}, "revision must be a whole number from"),
+    ]
+    for path, params, message in cases:
+        error = await assert_error(await client.get(path, params=params), 400, "BAD_REQUEST")
+        assert error["message"].startswith(message), (path, params, error)
+    error = await assert_error(
+        await client.get(f"{task}/transcript", params={"format": "pdf"}), 400, "BAD_REQUEST"
+    )
+    assert error["detail"] == "formats: json, txt, srt, vtt, tsv, md, docx"
+
+
 async def test_etag_and_long_poll(client: Any) -> None:
     snap = await (await client.post("/api/tasks", json={"filename": "x.wav"})).json()
     url = f"/api/tasks/{snap['id']}"

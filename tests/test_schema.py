@@ -4,6 +4,7 @@ validate what it receives, and make the OpenAPI components."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,13 +20,17 @@ from transcriber.protocol.errors import (
     scrub,
 )
 from transcriber.protocol.messages import ClientMessage, Ping, ServerMessage, Subscribe
+from transcriber.protocol.openai import ModelList
 from transcriber.protocol.options import DEFAULT_OPTIONS, Options
+from transcriber.protocol.server import Health, SessionState
 from transcriber.protocol.snapshot import Snapshot, TaskList
 from transcriber.protocol.stages import Stage
+from transcriber.protocol.transcripts import SearchPage, TranscriptRevision
 from transcriber.store.task import Task, task_json
-from transcriber.web.openapi import PATHS, build, schemas
+from transcriber.web.openapi import build, schemas
+from transcriber.web.server import create_app
 
-from .conftest import ClientFactory, tone_wav, upload, wait_for_stage
+from .conftest import ClientFactory, plumbing_config, tone_wav, upload, wait_for_stage
 from .test_ws import receive
 
 
@@ -269,11 +274,69 @@ async def test_http_answers_are_the_models(client: Any) -> None:
     assert len(TaskList.model_validate_json(page, strict=True).tasks) == 2
 
 
+async def test_answers_about_the_server_are_the_models(client: Any) -> None:
+    health = Health.model_validate_json(await (await client.get("/api/health")).text(), strict=True)
+    assert (health.pipeline, health.workers.total, health.retention_days) == ("plumbing", 1, None)
+    for method in (client.get, client.delete):
+        state = await (await method("/api/session")).text()
+        assert SessionState.model_validate_json(state, strict=True) == SessionState(
+            token_required=False, signed_in=False
+        )
+    models = ModelList.model_validate_json(await (await client.get("/v1/models")).text())
+    assert models.data[0].id == "base"
+
+
+async def test_answers_after_the_run_are_the_models(client: Any) -> None:
+    snap = await (await upload(client, tone_wav(10.0), num_speakers="2")).json()
+    await wait_for_stage(client, snap["id"], {"complete"})
+    url = f"/api/tasks/{snap['id']}"
+    first = await client.get(f"{url}/transcript")
+    model = TranscriptRevision.model_validate_json(await first.text(), strict=True)
+    assert (model.revision, model.source, model.speakers) == (
+        0,
+        "model",
+        ["SPEAKER_00", "SPEAKER_01"],
+    )
+    assert set(model.timings) == {"transcribing", "aligning", "diarizing"}
+    named = await client.patch(
+        f"{url}/speakers", json={"SPEAKER_01": "Dana"}, headers={"If-Match": first.headers["ETag"]}
+    )
+    TranscriptRevision.model_validate_json(await named.text(), strict=True)
+    edited = await client.patch(
+        f"{url}/segments/1",
+        json={"text": "Plumbing, edited"},
+        headers={"If-Match": named.headers["ETag"]},
+    )
+    revision = TranscriptRevision.model_validate_json(await edited.text(), strict=True)
+    assert (revision.revision, revision.source, revision.speaker_names) == (
+        2,
+        "edit",
+        {"SPEAKER_01": "Dana"},
+    )
+    segment = revision.segments[1]
+    assert (segment.text, segment.speaker, segment.speaker_label) == (
+        "Plumbing, edited",
+        "Dana",
+        "SPEAKER_01",
+    )
+    assert (segment.edited, segment.words_timing, segment.words[1].estimated) == (
+        True,
+        "mixed",
+        True,
+    )
+    found = await client.get("/api/search", params={"q": "edited"})
+    page = SearchPage.model_validate_json(await found.text(), strict=True)
+    assert [(hit.task_id, hit.segment, hit.speaker) for hit in page.hits] == [
+        (snap["id"], 1, "Dana")
+    ]
+    assert (page.limit, page.next_offset, page.hits[0].links.task) == (20, None, url)
+
+
 # -- the OpenAPI document ----------------------------------------------------------------------
 
 
-def test_openapi_components_come_from_the_models() -> None:
-    document = build()
+def test_openapi_components_come_from_the_models(tmp_path: Path) -> None:
+    document = build(create_app(plumbing_config(tmp_path)).router)
     components = document["components"]["schemas"]
     assert components == schemas()
     assert components["Options"] == Options.model_json_schema(
@@ -283,7 +346,7 @@ def test_openapi_components_come_from_the_models() -> None:
         assert name in components
     assert components["Stage"]["enum"] == [s.value for s in Stage]
     assert components["ErrorBody"]["properties"]["code"]["enum"] == sorted(CODES)
-    refs = {ref.split("/")[-1] for ref in _refs(PATHS) | _refs(components)}
+    refs = {ref.split("/")[-1] for ref in _refs(document["paths"]) | _refs(components)}
     assert refs <= set(components)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,17 +15,16 @@ from transcriber.jobs.intake.ingest import ingest
 from transcriber.jobs.intake.upload import clean_filename, stored_suffix
 from transcriber.jobs.options import parse_options
 from transcriber.protocol.errors import ApiError
+from transcriber.protocol.server import Health, PublicHealth, Workers
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, task_json
 from transcriber.web.auth import authorized
 from transcriber.web.forms import body_chunks, drain_form, form_until_file, part_chunks
 from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
-from transcriber.web.parsing import json_body, query_int
+from transcriber.web.params import MAX_WAIT, LongPoll, TaskPage
+from transcriber.web.parsing import json_body, query
 
 log = logging.getLogger(__name__)
-
-MAX_WAIT = 60.0
-MAX_PAGE = 200
 
 
 def snapshot_response(
@@ -144,32 +142,21 @@ def _created(task: Task) -> web.Response:
 
 async def list_tasks(request: web.Request) -> web.Response:
     """Newest first. Page on with `before=<next>` from the previous page (or with offset)."""
-    limit = query_int(request, "limit", 50, 1, MAX_PAGE)
-    offset = query_int(request, "offset", 0, 0, 10**9)
-    before = _cursor(request.query.get("before"))
-    rows, total, following = await request.app[TASKS].store.listing(limit, offset, before)
+    page = query(request, TaskPage)
+    before = None
+    if page.before is not None:
+        created_at, row = page.before.rsplit("_", 1)
+        before = (created_at, int(row))
+    rows, total, following = await request.app[TASKS].store.listing(page.limit, page.offset, before)
     return web.json_response(
         {
             "tasks": [task_json(t) for t in rows],
             "total": total,
-            "limit": limit,
-            "offset": offset,
+            "limit": page.limit,
+            "offset": page.offset,
             "next": f"{following[0]}_{following[1]}" if following else None,
         }
     )
-
-
-_CURSOR = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)_(\d{1,19})$")
-
-
-def _cursor(raw: str | None) -> tuple[str, int] | None:
-    """A page cursor as the list gave it in `next`: the created_at and row of the last task."""
-    if raw is None:
-        return None
-    found = _CURSOR.match(raw)
-    if found is None:
-        raise ApiError("BAD_REQUEST", "before must be the 'next' of a previous page.", raw[:100])
-    return found.group(1), int(found.group(2))
 
 
 async def get_task(request: web.Request) -> web.Response:
@@ -179,10 +166,10 @@ async def get_task(request: web.Request) -> web.Response:
     if task.stage == Stage.QUEUED:
         await request.app[RUNNER].show_position(task.id)
     snapshot = hub.latest(task.id) or task_json(task)
-    if "wait" in request.query:
-        wait = min(float(query_int(request, "wait", 0, 0, 3600)), MAX_WAIT)
-        since = query_int(request, "since", snapshot["seq"], 0, 2**62)
-        snapshot = await hub.wait(task.id, since, wait) or snapshot
+    poll = query(request, LongPoll)
+    if poll.wait is not None:
+        since = snapshot["seq"] if poll.since is None else poll.since
+        snapshot = await hub.wait(task.id, since, min(poll.wait, MAX_WAIT)) or snapshot
     etag = f'"{snapshot["seq"]}"'
     if request.headers.get("If-None-Match") == etag:
         raise web.HTTPNotModified(headers={"ETag": etag})
@@ -231,18 +218,16 @@ async def health(request: web.Request) -> web.Response:
     # Open, so that monitors need no token; the settings (model folders among them) only for
     # those who hold it, when one is set.
     if not authorized(request):
-        return web.json_response({"status": "ok", "version": __version__})
+        return web.json_response(PublicHealth(version=__version__).model_dump())
     config, runner = request.app[CONFIG], request.app[RUNNER]
-    return web.json_response(
-        {
-            "status": "ok",
-            "version": __version__,
-            "device": config.device,
-            "model": config.model,
-            "pipeline": config.pipeline,
-            "diarization": config.diarization,
-            "workers": {"busy": runner.busy, "total": config.workers},
-            "queue": runner.queue_length,
-            "retention_days": config.retention_days,
-        }
+    health = Health(
+        version=__version__,
+        device=config.device,
+        model=config.model,
+        pipeline=config.pipeline,
+        diarization=config.diarization,
+        workers=Workers(busy=runner.busy, total=config.workers),
+        queue=runner.queue_length,
+        retention_days=config.retention_days,
     )
+    return web.json_response(health.model_dump())

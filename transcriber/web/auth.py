@@ -15,6 +15,7 @@ import hmac
 from aiohttp import web
 
 from transcriber.protocol.errors import ApiError
+from transcriber.protocol.server import SessionState
 from transcriber.web.keys import CONFIG
 from transcriber.web.middleware import Handler
 from transcriber.web.parsing import bearer, json_body, same_secret
@@ -70,7 +71,12 @@ async def session_state(request: web.Request) -> web.Response:
     token = request.app[CONFIG].token
     cookie = request.cookies.get(COOKIE, "")
     signed_in = bool(token) and same_secret(cookie, session_value(token or ""))
-    return web.json_response({"token_required": bool(token), "signed_in": signed_in})
+    return _state(bool(token), signed_in)
+
+
+def _state(token_required: bool, signed_in: bool) -> web.Response:
+    state = SessionState(token_required=token_required, signed_in=signed_in)
+    return web.json_response(state.model_dump())
 
 
 async def sign_in(request: web.Request) -> web.Response:
@@ -82,10 +88,10 @@ async def sign_in(request: web.Request) -> web.Response:
     if not isinstance(given, str):
         raise ApiError("BAD_REQUEST", "The JSON body needs a token.")
     if not token:
-        return web.json_response({"token_required": False, "signed_in": False})
+        return _state(False, False)
     if not same_secret(given, token):
         raise ApiError("UNAUTHORIZED", "That token is not right.")
-    response = web.json_response({"token_required": True, "signed_in": True})
+    response = _state(True, True)
     secure = request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
     response.set_cookie(
         COOKIE,
@@ -99,6 +105,6 @@ async def sign_in(request: web.Request) -> web.Response:
 
 
 async def sign_out(request: web.Request) -> web.Response:
-    response = web.json_response({"token_required": bool(request.app[CONFIG].token)})
+    response = _state(bool(request.app[CONFIG].token), False)
     response.del_cookie(COOKIE, path="/")
     return response

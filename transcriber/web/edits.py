@@ -16,13 +16,13 @@ from transcriber.jobs.intake.admission import check_queue
 from transcriber.jobs.transcripts.edits import edit_segment, named, rename
 from transcriber.jobs.transcripts.rediarize import rediarize as start_rediarize
 from transcriber.jobs.transcripts.revisions import etag
-from transcriber.jobs.transcripts.search import MAX_LIMIT, MAX_OFFSET
 from transcriber.jobs.transcripts.search import search as run_search
 from transcriber.protocol.errors import ApiError
 from transcriber.store.task import task_json
 from transcriber.store.transcripts import Revision
 from transcriber.web.keys import CONFIG, RUNNER, TRANSCRIPTS
-from transcriber.web.parsing import json_body, query_int
+from transcriber.web.params import SearchQuery
+from transcriber.web.parsing import json_body, query
 
 
 def _revision_json(revision: Revision) -> str:
@@ -77,7 +77,7 @@ async def rediarize(request: web.Request) -> web.Response:
 
 
 async def search(request: web.Request) -> web.Response:
-    limit = max(1, query_int(request, "limit", 20, 0, MAX_LIMIT))
-    offset = query_int(request, "offset", 0, 0, MAX_OFFSET)
-    result = await run_search(request.app[TRANSCRIPTS], request.query.get("q", ""), limit, offset)
-    return web.json_response(result)
+    asked = query(request, SearchQuery)
+    limit = max(1, asked.limit)
+    page = await run_search(request.app[TRANSCRIPTS], asked.q, limit, asked.offset)
+    return web.json_response(page.model_dump())

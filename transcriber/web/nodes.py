@@ -8,8 +8,10 @@ from aiohttp import web
 
 from transcriber.jobs.engines import node_files
 from transcriber.protocol.errors import ApiError
+from transcriber.protocol.server import StageSaved
 from transcriber.web.keys import CONFIG, TASKS
-from transcriber.web.parsing import bearer, same_secret
+from transcriber.web.params import AttemptQuery
+from transcriber.web.parsing import bearer, query, same_secret
 from transcriber.worker.job import write_atomic
 
 
@@ -35,10 +37,7 @@ async def stage_output(request: web.Request) -> web.FileResponse:
 
 async def save_stage_output(request: web.Request) -> web.Response:
     _check_node(request)
-    try:
-        attempt = int(request.query.get("attempt", ""))
-    except ValueError as exc:
-        raise ApiError("BAD_REQUEST", detail="?attempt=N is required") from exc
+    attempt = query(request, AttemptQuery).attempt
     tasks, info = request.app[TASKS], request.match_info
     path = await node_files.check_writer(tasks, info["task_id"], info["stage"], attempt)
     body = bytearray()
@@ -47,4 +46,4 @@ async def save_stage_output(request: web.Request) -> web.Response:
         if len(body) > node_files.MAX_STAGE_BYTES:
             raise ApiError("FILE_TOO_LARGE")
     write_atomic(path, bytes(body))
-    return web.json_response({"saved": info["stage"], "bytes": len(body)})
+    return web.json_response(StageSaved(saved=info["stage"], bytes=len(body)).model_dump())

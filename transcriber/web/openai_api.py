@@ -24,6 +24,15 @@ from transcriber.jobs.options import parse_options
 from transcriber.jobs.transcripts.results import final_output
 from transcriber.protocol.errors import CODES, ApiError
 from transcriber.protocol.languages import language_name
+from transcriber.protocol.openai import (
+    DEFAULT_MODEL,
+    RESPONSE_FORMATS,
+    ErrorKind,
+    ModelCard,
+    ModelList,
+    OpenAIError,
+    OpenAIErrorBody,
+)
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, iso
 from transcriber.web.forms import drain_form, form_until_file, part_chunks
@@ -31,31 +40,21 @@ from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
 
 log = logging.getLogger(__name__)
 
-RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 # A client's retries come within minutes; an hour later the same file is a new request.
 JOIN_WINDOW = timedelta(hours=1)
-# The model OpenAI's clients name by default; here it means the server's own model.
-DEFAULT_MODEL = "whisper-1"
 
 
 def openai_error(status: int, message: str, code: str, param: str | None = None) -> web.Response:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    kind: ErrorKind = "invalid_request_error" if status < 500 else "server_error"
+    body = OpenAIError(error=OpenAIErrorBody(message=message, type=kind, param=param, code=code))
     # The client retries 5xx and 429 unless told not to; a failed transcription will fail again.
-    return web.json_response(body, status=status, headers={"x-should-retry": "false"})
+    return web.json_response(body.model_dump(), status=status, headers={"x-should-retry": "false"})
 
 
 async def models(request: web.Request) -> web.Response:
     """GET /v1/models: the models clients may choose, as OpenAI lists them."""
-    return web.json_response(
-        {
-            "object": "list",
-            "data": [
-                {"id": name, "object": "model", "created": 0, "owned_by": "transcriber"}
-                for name in request.app[CONFIG].client_models
-            ],
-        }
-    )
+    cards = [ModelCard(id=name) for name in request.app[CONFIG].client_models]
+    return web.json_response(ModelList(data=cards).model_dump())
 
 
 async def transcriptions(request: web.Request) -> web.StreamResponse:

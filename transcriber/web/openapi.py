@@ -1,294 +1,178 @@
 """The OpenAPI 3.1 document of the HTTP API, served at /api/openapi.json.
 
-tests/test_openapi.py keeps it true: every route is described, every answer matches it.
+Generated, not written: the paths from the app's router and each route's description
+(web/descriptions.py), the components from the pydantic models those descriptions name:
+answers in serialization mode, request bodies in validation mode, query and path parameters
+from their models' fields. tests/test_openapi.py keeps it true: every route is described,
+every answer matches it.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_schema
 
 from transcriber import __version__
-from transcriber.formats import FORMATS
 from transcriber.protocol.errors import ErrorResponse
 from transcriber.protocol.messages import ClientMessage, ServerMessage
-from transcriber.protocol.options import Options
-from transcriber.protocol.snapshot import NewTask, Snapshot, TaskList
-from transcriber.web.openapi_edits import EDIT_PATHS
-from transcriber.web.openapi_nodes import NODE_PATHS
+from transcriber.web.descriptions import ROUTES, Answer, Route, Schema
+from transcriber.web.params import PathParams
 
 _REF = "#/components/schemas/{model}"
-# The components, generated from the protocol's models: responses in serialization mode,
-# request bodies in validation mode. The WebSocket messages are listed too, for clients.
-_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-    (ErrorResponse, "serialization"),
-    (Snapshot, "serialization"),
-    (TaskList, "serialization"),
-    (NewTask, "validation"),
-    (Options, "validation"),
-    (ClientMessage, "validation"),
-    (ServerMessage, "serialization"),
-]
+# The page, its files and this document: named routes that are not part of the API.
+NOT_DESCRIBED = frozenset({"index", "static", "openapi"})
+_Key = tuple[type[BaseModel], JsonSchemaMode]
+
+
+class UndescribedRoute(LookupError):
+    """A named route without a description in web/descriptions.py, or the reverse."""
+
+
+def _models(schema: Schema) -> tuple[type[BaseModel], ...]:
+    if isinstance(schema, dict):
+        return ()
+    return schema if isinstance(schema, tuple) else (schema,)
+
+
+def _keys() -> list[_Key]:
+    """Every model the document shows, in a stable order; the WebSocket's messages too."""
+    keys: dict[_Key, None] = {(ErrorResponse, "serialization"): None}
+    for route in ROUTES.values():
+        for schema in route.body.values():
+            keys |= dict.fromkeys((model, "validation") for model in _models(schema))
+        for answer in route.answers.values():
+            for schema in answer.content.values():
+                keys |= dict.fromkeys((model, "serialization") for model in _models(schema))
+        keys[(route.error_model, "serialization")] = None
+    keys |= {(ClientMessage, "validation"): None, (ServerMessage, "serialization"): None}
+    return list(keys)
 
 
 @cache
-def schemas() -> dict[str, Any]:
-    _, top = models_json_schema(_MODELS, ref_template=_REF)
+def _generated() -> tuple[dict[tuple[Any, JsonSchemaMode], JsonSchemaValue], dict[str, Any]]:
+    refs, top = models_json_schema(_keys(), ref_template=_REF)
     defs: dict[str, Any] = top["$defs"]
-    return defs
+    return dict(refs), defs
 
 
-def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": _REF.format(model=model.__name__)}
+def schemas() -> dict[str, Any]:
+    return _generated()[1]
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _schema(schema: Schema, mode: JsonSchemaMode) -> JsonSchemaValue:
+    if isinstance(schema, dict):
+        return schema
+    refs = [_generated()[0][(model, mode)] for model in _models(schema)]
+    return refs[0] if len(refs) == 1 else {"anyOf": refs}
 
 
-ERR = _json(_ref(ErrorResponse), "Error")
-TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-_TASK = _json(_ref(Snapshot), "The task snapshot")
-_UPLOAD_ERRORS = {"400": ERR, "413": ERR, "415": ERR, "422": ERR, "429": ERR, "507": ERR}
+@cache
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema(ref_template=_REF)
 
 
-def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "responses": responses} | extra
+def _parameter(model: type[BaseModel], name: str, where: str) -> dict[str, Any]:
+    top = _fields(model)
+    if name not in top["properties"]:
+        raise UndescribedRoute(f"no {where} parameter {name!r} in {model.__name__}")
+    schema = _not_null(dict(top["properties"][name]))
+    schema.pop("title", None)
+    description = schema.pop("description", None)
+    required = where == "path" or name in top.get("required", ())
+    parameter = {"name": name, "in": where, "required": required, "schema": schema}
+    return parameter | ({"description": description} if description else {})
 
 
-def _task_op(summary: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    extra.setdefault("parameters", [TASK_ID])
-    return _op(summary, {"200": ok, "404": ERR, "409": ERR}, **extra)
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query value is text: left out, it is absent, never null."""
+    options = schema.get("anyOf", [])
+    if {"type": "null"} not in options:
+        return schema
+    rest = [option for option in options if option != {"type": "null"}]
+    plain = {k: v for k, v in schema.items() if k != "anyOf" and (k, v) != ("default", None)}
+    return plain | (rest[0] if len(rest) == 1 else {"anyOf": rest})
 
 
-# Form fields and query parameters are text; the Options model reads them from strings.
-_OPTION_FIELDS = {
-    name: {"type": "string", "description": field.description or name}
-    for name, field in Options.model_fields.items()
-}
-_CREATE_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary"}} | _OPTION_FIELDS,
-            }
-        },
-        "application/json": {"schema": _ref(NewTask)},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-    },
-}
-_WAIT = [
-    {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 3600}},
-    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}},
-]
-_PAGE = [
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-    {
-        "name": "offset",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 10**9},
-    },
-    {
-        "name": "before",
-        "in": "query",
-        "description": "The `next` cursor of the previous page.",
-        "schema": {"type": "string"},
-    },
-]
-_TEXT = {
-    "description": "File",
-    "content": {
-        f.media_type: {"schema": {"type": "string"} | ({"format": "binary"} if f.binary else {})}
-        for f in FORMATS.values()
-    },
-}
+def _parameters(route: Route, path: str) -> list[dict[str, Any]]:
+    found = [_parameter(PathParams, name, "path") for name in re.findall(r"{(\w+)}", path)]
+    if route.query is not None:
+        found += [_parameter(route.query, name, "query") for name in route.query.model_fields]
+    found += [
+        {"name": name, "in": "header", "description": text, "schema": {"type": "string"}}
+        for name, text in route.headers.items()
+    ]
+    return found
 
-PATHS: dict[str, Any] = {
-    "/api/health": {"get": _op("Server health", {"200": _json({"type": "object"}, "Health")})},
-    "/api/tasks": {
-        "get": _op(
-            "List tasks, newest first",
-            {"200": _json(_ref(TaskList), "Page"), "400": ERR},
-            parameters=_PAGE,
-        ),
-        "post": _op(
-            "Create a task (multipart, raw body, or JSON for the two-step upload)",
-            {"201": _TASK} | _UPLOAD_ERRORS,
-            requestBody=_CREATE_BODY,
-        ),
-    },
-    "/api/tasks/{task_id}": {
-        "get": _op(
-            "Task snapshot; ETag, long-poll",
-            {"200": _TASK, "304": {"description": "Not modified"}, "400": ERR, "404": ERR},
-            parameters=[TASK_ID, *_WAIT],
-        ),
-        "delete": _op(
-            "Delete a task and its files",
-            {"204": {"description": "Deleted"}, "404": ERR},
-            parameters=[TASK_ID],
-        ),
-    },
-    "/api/tasks/{task_id}/audio": {
-        "put": _op(
-            "Upload the audio of a task created with JSON",
-            {"201": _TASK, "404": ERR, "409": ERR} | _UPLOAD_ERRORS,
-            parameters=[TASK_ID],
-            requestBody={
-                "required": True,
-                "content": {
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-                },
-            },
-        ),
-        "get": _task_op("The original audio (Range supported)", {"description": "Audio"}),
-    },
-    "/api/tasks/{task_id}/cancel": {"post": _task_op("Cancel a task", _TASK)},
-    "/api/tasks/{task_id}/retry": {"post": _task_op("Retry a failed or cancelled task", _TASK)},
-    "/api/tasks/{task_id}/transcript": {
-        "get": _task_op(
-            "Transcript of a complete task",
-            _TEXT,
-            parameters=[
-                TASK_ID,
-                {"name": "format", "in": "query", "schema": {"enum": [*FORMATS]}},
-                {"name": "revision", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-            ],
-        )
-    },
-    "/api/tasks/{task_id}/diarization.rttm": {
-        "get": _task_op(
-            "Speaker turns as RTTM",
-            {"description": "RTTM", "content": {"text/plain": {"schema": {"type": "string"}}}},
-        )
-    },
-}
-PATHS["/api/tasks/{task_id}/transcript"]["get"]["responses"]["400"] = ERR
-PATHS |= EDIT_PATHS
-PATHS |= NODE_PATHS
 
-_OPENAI_ERR = _json(
-    {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": {"type": "object", "required": ["message", "type", "code"]}},
-    },
-    "OpenAI-style error",
-)
-_OPENAI_FORM = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
-        "file": {"type": "string", "format": "binary"},
-        "model": {
-            "type": "string",
-            "description": "whisper-1 (the server's --model) or a model GET /v1/models lists",
-        },
-        "language": {"type": "string"},
-        "prompt": {"type": "string"},
-        "response_format": {
-            "enum": ["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
-        },
-        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-        "timestamp_granularities[]": {"type": "array", "items": {"enum": ["word", "segment"]}},
-    },
-}
-PATHS["/v1/audio/transcriptions"] = {
-    "post": _op(
-        "OpenAI-compatible transcription; answers when the task ends",
-        {
-            "200": {
-                "description": "Transcript",
-                "content": {
-                    "application/json": {"schema": {"type": "object", "required": ["text"]}},
-                    "text/plain": {"schema": {"type": "string"}},
-                    "text/vtt": {"schema": {"type": "string"}},
-                },
-            }
+def _answer(answer: Answer) -> dict[str, Any]:
+    body: dict[str, Any] = {"description": answer.description}
+    if answer.content:
+        body["content"] = {
+            media: {"schema": _schema(schema, "serialization")}
+            for media, schema in answer.content.items()
         }
-        | {code: _OPENAI_ERR for code in ("400", "409", "413", "415", "422", "500", "503", "507")},
-        requestBody={
-            "required": True,
-            "content": {"multipart/form-data": {"schema": _OPENAI_FORM}},
-        },
-    )
-}
-_SESSION = _json(
-    {
-        "type": "object",
-        "required": ["token_required"],
-        "properties": {"token_required": {"type": "boolean"}, "signed_in": {"type": "boolean"}},
-    },
-    "Whether a token is needed and whether this browser is signed in",
-)
-PATHS["/api/session"] = {
-    "get": _op("Sign-in state of this browser", {"200": _SESSION}),
-    "post": _op(
-        "Sign in with the token: sets an HttpOnly session cookie",
-        {"200": _SESSION, "400": ERR, "401": ERR, "403": ERR},
-        requestBody={
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["token"],
-                        "properties": {"token": {"type": "string"}},
-                    }
-                }
-            },
-        },
-    ),
-    "delete": _op("Sign out: clears the session cookie", {"200": _SESSION}),
-}
-PATHS["/v1/models"] = {
-    "get": _op(
-        "The models clients may choose, in OpenAI's list shape",
-        {
-            "200": _json(
-                {
-                    "type": "object",
-                    "required": ["object", "data"],
-                    "properties": {
-                        "object": {"const": "list"},
-                        "data": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["id", "object"],
-                                "properties": {
-                                    "id": {"type": "string"},
-                                    "object": {"const": "model"},
-                                    "created": {"type": "integer"},
-                                    "owned_by": {"type": "string"},
-                                },
-                            },
-                        },
-                    },
-                },
-                "Models",
+    if answer.headers:
+        body["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in answer.headers.items()
+        }
+    return body
+
+
+def _operation(name: str, route: Route, path: str) -> dict[str, Any]:
+    operation: dict[str, Any] = {"operationId": name, "summary": route.summary}
+    if route.description:
+        operation["description"] = route.description
+    parameters = _parameters(route, path)
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body:
+        content = {media: {"schema": _schema(s, "validation")} for media, s in route.body.items()}
+        operation["requestBody"] = {"required": route.body_required, "content": content}
+    error = _answer(Answer("Error", {"application/json": route.error_model}))
+    responses = {str(status): _answer(answer) for status, answer in route.answers.items()}
+    operation["responses"] = responses | {str(status): error for status in route.errors}
+    return operation
+
+
+def _described(router: web.UrlDispatcher) -> Iterator[tuple[str, str, str]]:
+    """(path, method, route name) of every route the document shows."""
+    seen = set()
+    for route in router.routes():
+        if route.method == "HEAD" or route.name in NOT_DESCRIBED:
+            continue
+        path = route.resource.canonical if route.resource else "?"
+        if route.name not in ROUTES:
+            raise UndescribedRoute(
+                f"{route.method} {path} (name {route.name!r}) is not in web/descriptions.py"
             )
-        },
-    )
-}
+        seen.add(route.name)
+        yield path, route.method.lower(), route.name
+    if set(ROUTES) - seen:
+        raise UndescribedRoute(f"described, yet not routes: {sorted(set(ROUTES) - seen)}")
 
 
-def build() -> dict[str, Any]:
+def paths(router: web.UrlDispatcher) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for path, method, name in _described(router):
+        found.setdefault(path, {})[method] = _operation(name, ROUTES[name], path)
+    return found
+
+
+def build(router: web.UrlDispatcher) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "transcriber", "version": __version__},
-        "paths": PATHS,
+        "paths": paths(router),
         "components": {"schemas": schemas()},
     }
 
 
 async def document(request: web.Request) -> web.Response:
-    return web.json_response(build())
+    return web.json_response(build(request.app.router))

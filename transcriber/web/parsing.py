@@ -1,15 +1,20 @@
 """Reading a request's parts the one way every handler reads them: a bearer token, a JSON
-body, a whole number from the query. Each answers 400 BAD_REQUEST in the one error shape."""
+body, the query string through its model. Each answers 400 BAD_REQUEST in the one error shape."""
 
 from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+from typing import Any, TypeVar, get_args
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from transcriber.protocol.errors import ApiError
+
+Query = TypeVar("Query", bound=BaseModel)
 
 
 def bearer(request: web.Request) -> str | None:
@@ -30,15 +35,33 @@ async def json_body(request: web.Request) -> Any:
         raise ApiError("BAD_REQUEST", "The body is not valid JSON.", str(exc)) from exc
 
 
-def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """The query parameter as a whole number from `low` to `high`; `default` when absent."""
-    raw = request.query.get(name)
-    if raw is None:
-        return default
+def query(request: web.Request, model: type[Query]) -> Query:
+    """The query string read through the route's model (web/params.py), whose Fields hold the
+    bounds; the first thing wrong answers in words that name the parameter."""
     try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise ApiError("BAD_REQUEST", f"{name} must be a whole number from {low} to {high}.")
-    return value
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0])
+        message = _problem(model.model_fields[name], name, first)
+        detail = first.get("ctx", {}).get("detail", first["msg"])
+        raise ApiError("BAD_REQUEST", message, detail) from exc
+
+
+def _problem(field: FieldInfo, name: str, error: ErrorDetails) -> str:
+    if error["type"] == "bad_query":  # the model's own words
+        return error["msg"]
+    if error["type"] == "missing":
+        return f"{name} is required."
+    if int in (field.annotation, *get_args(field.annotation)):
+        low, high = _bound(field, "ge"), _bound(field, "le")
+        span = "" if high is None else f" from {low} to {high}"
+        return f"{name} must be a whole number{span}."
+    longest = _bound(field, "max_length")
+    if longest is not None:
+        return f"{name} must be from {_bound(field, 'min_length') or 0} to {longest} characters."
+    return f"{name} is not valid."
+
+
+def _bound(field: FieldInfo, name: str) -> Any:
+    return next((getattr(m, name) for m in field.metadata if hasattr(m, name)), None)

@@ -15,22 +15,22 @@ from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
 from transcriber.store.transcripts import Revision
 from transcriber.web.keys import TASKS, TRANSCRIPTS
+from transcriber.web.params import RevisionQuery, TranscriptQuery
+from transcriber.web.parsing import query
 
 
 async def transcript(request: web.Request) -> web.Response:
     """The latest revision (or ?revision=N) in any format, speakers by their names."""
-    fmt = request.query.get("format", "json")
-    if fmt not in FORMATS:
-        names = ", ".join(FORMATS)
-        raise ApiError("BAD_REQUEST", f"Unknown format {fmt!r}.", f"formats: {names}")
-    task, revision = await _revision(request)
+    asked = query(request, TranscriptQuery)
+    fmt = asked.format
+    task, revision = await _revision(request, asked.revision)
     body = await asyncio.to_thread(_export, fmt, task, revision)
     kind = FORMATS[fmt]
     charset = None if kind.binary else "utf-8"
     response = web.Response(body=body, content_type=kind.media_type, charset=charset)
     response.headers["ETag"] = etag(revision)
     response.headers["Cache-Control"] = "no-cache"
-    if "download" in request.query:
+    if asked.download is not None:
         stem = task.filename.rsplit(".", 1)[0] or "transcript"
         response.headers["Content-Disposition"] = _attachment(f"{stem}.{fmt}")
     return response
@@ -44,19 +44,16 @@ def _export(fmt: str, task: Task, revision: Revision) -> bytes:
     return render(fmt, task, data)
 
 
-async def _revision(request: web.Request) -> tuple[Task, Revision]:
+async def _revision(request: web.Request, number: int | None) -> tuple[Task, Revision]:
     transcripts = request.app[TRANSCRIPTS]
     task_id = request.match_info["task_id"]
-    number = request.query.get("revision")
     if number is None:
         return await transcripts.latest(task_id)
-    if not number.isdigit():
-        raise ApiError("BAD_REQUEST", "revision must be a whole number.", f"revision={number!r}")
-    return await transcripts.revision(task_id, int(number))
+    return await transcripts.revision(task_id, number)
 
 
 async def rttm(request: web.Request) -> web.Response:
-    task, revision = await _revision(request)
+    task, revision = await _revision(request, query(request, RevisionQuery).revision)
     if "turns" not in revision.data:
         raise ApiError("NOT_READY", "This task ran without diarization.", "diarize=false")
     data = await asyncio.to_thread(named, revision.data)

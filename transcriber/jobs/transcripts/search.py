@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
 
 from transcriber.jobs.transcripts.revisions import Transcripts
 from transcriber.protocol.errors import ApiError
+from transcriber.protocol.transcripts import HitLinks, SearchHit, SearchPage
 from transcriber.store.transcripts import MARK_CLOSE, MARK_OPEN, BadQuery, Hit
 
-MAX_QUERY = 500
-MAX_LIMIT = 100
-# Paging deeper than this walks FTS5's matches that far for every page: refine the query.
-MAX_OFFSET = 1_000_000
 _TOKENS = re.compile(r'"[^"]*"\*?|[^\s"]+\*?|"')
 
 
@@ -42,25 +38,24 @@ def snippet_html(snippet: str) -> str:
     return html.escape(snippet).replace(MARK_OPEN, "<mark>").replace(MARK_CLOSE, "</mark>")
 
 
-def hit_json(hit: Hit) -> dict[str, Any]:
-    return {
-        "task_id": hit.task_id,
-        "filename": hit.filename,
-        "segment": hit.index,
-        "start": hit.start,
-        "end": hit.end,
-        "speaker": hit.speaker,
-        "snippet": snippet_html(hit.snippet),
-        "links": {"task": f"/api/tasks/{hit.task_id}"},
-    }
+def hit_model(hit: Hit) -> SearchHit:
+    return SearchHit(
+        task_id=hit.task_id,
+        filename=hit.filename,
+        segment=hit.index,
+        start=hit.start,
+        end=hit.end,
+        speaker=hit.speaker,
+        snippet=snippet_html(hit.snippet),
+        links=HitLinks(task=f"/api/tasks/{hit.task_id}"),
+    )
 
 
-async def search(transcripts: Transcripts, query: str, limit: int, offset: int) -> dict[str, Any]:
-    """One page of hits, newest task first; `next_offset` is null on the last page."""
+async def search(transcripts: Transcripts, query: str, limit: int, offset: int) -> SearchPage:
+    """One page of hits, newest task first; `next_offset` is null on the last page. The query's
+    length and the page's bounds are the caller's (web/params.py SearchQuery)."""
     if not query.strip():
         raise ApiError("BAD_REQUEST", "Type something to search for.", "q is empty")
-    if len(query) > MAX_QUERY:
-        raise ApiError("BAD_REQUEST", f"A search may be at most {MAX_QUERY} characters.")
     match = fts_query(query)
     if not match:
         raise ApiError("BAD_REQUEST", "The search holds no words.", f"q={query[:100]!r}")
@@ -70,10 +65,10 @@ async def search(transcripts: Transcripts, query: str, limit: int, offset: int) 
     except BadQuery as exc:
         raise ApiError("BAD_REQUEST", "The search could not be understood.", str(exc)) from exc
     more = len(hits) > limit
-    return {
-        "query": query,
-        "hits": [hit_json(hit) for hit in hits[:limit]],
-        "offset": offset,
-        "limit": limit,
-        "next_offset": offset + limit if more else None,
-    }
+    return SearchPage(
+        query=query,
+        hits=[hit_model(hit) for hit in hits[:limit]],
+        offset=offset,
+        limit=limit,
+        next_offset=offset + limit if more else None,
+    )
