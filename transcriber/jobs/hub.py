@@ -20,6 +20,10 @@ class Subscriber(Protocol):
     def push(self, message: dict[str, Any]) -> None:
         """Take any other message of the protocol (a task's deletion) without blocking."""
 
+    def text(self, task_id: str, message: dict[str, Any]) -> None:
+        """Take a message of a task's live text (segments, segments_final) without blocking;
+        a subscriber that did not ask for the text drops it."""
+
 
 class Hub:
     def __init__(self) -> None:
@@ -42,6 +46,11 @@ class Hub:
         for fut in self._waiters.pop(task_id, set()):
             if not fut.done():
                 fut.set_result(snapshot)
+
+    def announce(self, task_id: str, message: dict[str, Any]) -> None:
+        """A task's live text to its subscribers (stored before, like every snapshot)."""
+        for sub in list(self._subscribers.get(task_id, ())):
+            sub.text(task_id, message)
 
     def forget(self, task_id: str) -> None:
         """Drop a deleted task: its subscribers are told, once, and their subscription ends."""

@@ -18,6 +18,7 @@ from transcriber.jobs.hub import Hub
 from transcriber.protocol.errors import CODES, ApiError, reference, scrub
 from transcriber.protocol.stages import Stage, may_move
 from transcriber.store.db import Store
+from transcriber.store.live import LiveSegments
 from transcriber.store.task import Task, task_json
 from transcriber.store.transaction import DiskFull
 
@@ -77,6 +78,8 @@ class Tasks:
         self, store: Store, hub: Hub, files_dir: Path, max_uploads: int | None = None
     ) -> None:
         self.store = store
+        # The text runs send while they transcribe (store/live.py).
+        self.live = LiveSegments(store.db)
         self.max_uploads = max_uploads
         self.hub = hub
         self.files_dir = files_dir

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
 
 from transcriber.protocol.errors import ErrorBody
 from transcriber.protocol.snapshot import TASK_ID_PATTERN, Snapshot
+from transcriber.protocol.stages import Stage
 
 PROTOCOL = 1
 TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN, strict=True)]
@@ -25,6 +26,13 @@ class Subscribe(BaseModel):
     task_id: TaskId
     last_seq: StrictInt | None = Field(
         default=None, description="The seq the client already shows."
+    )
+    last_segment: StrictInt | None = Field(
+        default=None,
+        ge=-1,
+        description="The index of the last segment the client already has (-1: none). With it,"
+        " the subscription also carries the text: the segments after it at once, then each new"
+        " one as it is decoded. Without it, snapshots only.",
     )
 
 
@@ -92,10 +100,78 @@ class Deleted(BaseModel):
     task_id: TaskId
 
 
+class LiveWord(BaseModel):
+    model_config = _EXACT
+
+    word: str
+    start: float
+    end: float
+    probability: float | None = None
+
+
+class LiveSegment(BaseModel):
+    """A segment of text: provisional while the task transcribes (no speaker), final once the
+    task is complete (speakers, aligned words)."""
+
+    model_config = _EXACT
+
+    index: int = Field(ge=0, description="Its place in the transcript, from 0.")
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+    words: list[LiveWord] = Field(default_factory=list)
+    final: bool = Field(description="False while the run may still change it.")
+
+
+class SegmentsMessage(BaseModel):
+    """New provisional segments of a task that transcribes. A resumed run may send an index
+    again: the newer segment replaces the one the client has."""
+
+    model_config = _EXACT
+
+    type: Literal["segments"]
+    task_id: TaskId
+    seq: int = Field(ge=1, description="The task's seq when they were stored.")
+    segments: list[LiveSegment]
+
+
+class SegmentsPage(BaseModel):
+    """GET /api/tasks/{id}/segments: the segments after the client's last one."""
+
+    model_config = _EXACT
+
+    task_id: TaskId
+    stage: Stage = Field(description="The task's stage: a cancelled or failed run's text stays.")
+    seq: int = Field(ge=1)
+    final: bool = Field(description="True once complete: the final segments, with speakers.")
+    segments_count: int = Field(ge=0)
+    segments: list[LiveSegment]
+
+
+class SegmentsFinal(BaseModel):
+    """The final, speaker-labelled transcript exists: replace the provisional segments with it
+    (GET .../segments or .../transcript)."""
+
+    model_config = _EXACT
+
+    type: Literal["segments_final"]
+    task_id: TaskId
+    seq: int = Field(ge=1)
+    count: int = Field(ge=0, description="Segments in the final transcript.")
+
+
 class ServerMessage(
     RootModel[
         Annotated[
-            Hello | TaskMessage | Heartbeat | Pong | ErrorMessage | Deleted,
+            Hello
+            | TaskMessage
+            | Heartbeat
+            | Pong
+            | ErrorMessage
+            | Deleted
+            | SegmentsMessage
+            | SegmentsFinal,
             Field(discriminator="type"),
         ]
     ]

@@ -23,6 +23,7 @@ class Links(BaseModel):
     transcript: str = Field(description="The transcript, once complete (?format=...).")
     audio: str = Field(description="The original audio, with Range support.")
     rttm: str = Field(description="Speaker turns as RTTM, once complete.")
+    segments: str = Field(description="The text so far, segment by segment (?after=N&wait=S).")
 
 
 class Snapshot(BaseModel):
@@ -45,6 +46,11 @@ class Snapshot(BaseModel):
     created_at: str
     updated_at: str
     error: ErrorBody | None
+    segments_count: int = Field(
+        ge=0,
+        description="Segments of text so far: the provisional ones while it transcribes, the"
+        " final ones once complete (GET .../segments, the WebSocket's segments messages).",
+    )
     links: Links
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import aiosqlite
 
 from transcriber.protocol.stages import Stage
+from transcriber.store.live import MIGRATION as LIVE_MIGRATION
 from transcriber.store.task import Task
 from transcriber.store.transaction import transaction
 from transcriber.store.transcripts import DELTAS_MIGRATION
@@ -70,12 +71,13 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
     ("transcript revisions, searchable segments and their FTS5 index", TRANSCRIPTS_MIGRATION),
     ("revisions stored as what an edit changed, with a full copy every so often", DELTAS_MIGRATION),
+    ("live segments: the text a run sends while it transcribes", LIVE_MIGRATION),
 ]
 
 COLUMNS = (
     "id, seq, attempt, stage, progress, stage_progress, detail, filename, stored_name, options,"
     " duration, size, error, done_stages, created_at, updated_at, language, timings,"
-    " interruptions, request_key, seq_floor, media_type"
+    " interruptions, request_key, seq_floor, media_type, segments_count, pieces_done"
 )
 _UPDATES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[1:])
 
@@ -125,6 +127,8 @@ def _row_to_task(row: aiosqlite.Row) -> Task:
         request_key=row["request_key"],
         seq_floor=row["seq_floor"],
         media_type=row["media_type"],
+        segments_count=row["segments_count"],
+        pieces_done=row["pieces_done"],
     )
 
 
@@ -152,6 +156,8 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.request_key,
         task.seq_floor,
         task.media_type,
+        task.segments_count,
+        task.pieces_done,
     )
 
 

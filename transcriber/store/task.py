@@ -47,6 +47,11 @@ class Task:
     seq_floor: int = 0
     # What the probe found the file to be (audio/..., video/...); None: served as bytes only.
     media_type: str | None = None
+    # Segments of text the run has sent so far (provisional), or the final transcript's count.
+    segments_count: int = 0
+    # Pieces of the audio (worker/pipeline/transcribe.py) whose segments are all stored: a run
+    # resumed inside the transcribing stage starts after them.
+    pieces_done: int = 0
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
 
@@ -74,10 +79,12 @@ def task_json(task: Task) -> dict[str, Any]:
         "created_at": task.created_at,
         "updated_at": task.updated_at,
         "error": task.error,
+        "segments_count": task.segments_count,
         "links": {
             "self": base,
             "transcript": f"{base}/transcript",
             "audio": f"{base}/audio",
             "rttm": f"{base}/diarization.rttm",
+            "segments": f"{base}/segments",
         },
     }

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from transcriber.formats import FORMATS
 from transcriber.protocol.errors import ErrorResponse
+from transcriber.protocol.messages import SegmentsPage
 from transcriber.protocol.openai import ModelList, OpenAIError, Transcription, TranscriptionForm
 from transcriber.protocol.options import Options
 from transcriber.protocol.server import Health, PublicHealth, SessionState, SignIn, StageSaved
@@ -27,6 +28,7 @@ from transcriber.web.params import (
     RevisionQuery,
     SearchQuery,
     SegmentEdit,
+    SegmentsQuery,
     SpeakerCounts,
     SpeakerNames,
     TaskPage,
@@ -148,6 +150,15 @@ ROUTES: dict[str, Route] = {
     ),
     "cancel_task": Route("Cancel a task", {200: _TASK}, (404, 409)),
     "retry_task": Route("Retry a failed or cancelled task", {200: _TASK}, (404, 409, 429)),
+    "segments": Route(
+        "The text so far, segment by segment: provisional while the task transcribes, final"
+        " (speakers, aligned words) once it is complete",
+        {200: _json(SegmentsPage, "The segments after `after`")},
+        (400, 404),
+        query=SegmentsQuery,
+        description="With `wait`, a long-poll: it answers as soon as a segment after `after`"
+        " is stored, or with none once the wait is over.",
+    ),
     "transcript": Route(
         "Transcript of a complete task, in any format, speakers by their names",
         {

@@ -74,6 +74,22 @@ class LongPoll(BaseModel):
     )
 
 
+class SegmentsQuery(BaseModel):
+    after: int = Field(
+        default=-1,
+        ge=-1,
+        le=MAX_STORED,
+        description="The index of the last segment the client has; -1 or absent: from the first.",
+    )
+    wait: int | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        description=f"Seconds to wait for a segment after `after` (at most {MAX_WAIT} are"
+        " waited) while the task runs; else it answers at once.",
+    )
+
+
 class RevisionQuery(BaseModel):
     revision: int | None = Field(
         default=None, ge=0, le=MAX_STORED, description="A revision; else the latest."

@@ -10,13 +10,39 @@ from transcriber.formats import FORMATS, render
 from transcriber.formats.text import to_rttm
 from transcriber.jobs.transcripts.edits import named
 from transcriber.jobs.transcripts.revisions import etag
+from transcriber.jobs.transcripts.segments import segments_after
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
 from transcriber.store.transcripts import Revision
-from transcriber.web.keys import TASKS, TRANSCRIPTS
-from transcriber.web.params import RevisionQuery, TranscriptQuery
+from transcriber.web.keys import HUB, TASKS, TRANSCRIPTS
+from transcriber.web.params import MAX_WAIT, RevisionQuery, SegmentsQuery, TranscriptQuery
 from transcriber.web.parsing import query
+
+
+async def segments(request: web.Request) -> web.Response:
+    """The text after `after`, segment by segment: provisional while the task runs, final once
+    complete; with `wait`, a long-poll that answers as soon as a segment comes."""
+    asked = query(request, SegmentsQuery)
+    tasks, transcripts, hub = request.app[TASKS], request.app[TRANSCRIPTS], request.app[HUB]
+    task = await tasks.require(request.match_info["task_id"])
+    final, rows = await segments_after(transcripts, task, asked.after)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(asked.wait or 0, MAX_WAIT)
+    # Each change of the task may be a segment stored: look again after each, until one is.
+    while not rows and not task.stage.terminal and (left := deadline - loop.time()) > 0:
+        await hub.wait(task.id, task.seq, left)
+        task = tasks.current(task.id) or task
+        final, rows = await segments_after(transcripts, task, asked.after)
+    page = {
+        "task_id": task.id,
+        "stage": task.stage.value,
+        "seq": task.seq,
+        "final": final,
+        "segments_count": task.segments_count,
+        "segments": rows,
+    }
+    return web.json_response(page)
 
 
 async def transcript(request: web.Request) -> web.Response:

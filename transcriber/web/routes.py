@@ -34,6 +34,7 @@ def setup_routes(app: web.Application) -> None:
             web.get("/api/tasks/{task_id}/audio", results.audio, name="audio"),
             web.post("/api/tasks/{task_id}/cancel", api.cancel_task, name="cancel_task"),
             web.post("/api/tasks/{task_id}/retry", api.retry_task, name="retry_task"),
+            web.get("/api/tasks/{task_id}/segments", results.segments, name="segments"),
             web.get("/api/tasks/{task_id}/transcript", results.transcript, name="transcript"),
             web.get("/api/tasks/{task_id}/diarization.rttm", results.rttm, name="rttm"),
             web.patch("/api/tasks/{task_id}/speakers", edits.speakers, name="speakers"),

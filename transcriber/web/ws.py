@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from transcriber.jobs.hub import Hub, Snapshot
 from transcriber.protocol.errors import ApiError, error_body
-from transcriber.protocol.messages import PROTOCOL, ClientMessage, Ping, Unsubscribe
+from transcriber.protocol.messages import PROTOCOL, ClientMessage, Ping, Subscribe, Unsubscribe
 from transcriber.protocol.stages import Stage
+from transcriber.store.task import Task
 from transcriber.web.keys import CONFIG, HUB, RUNNER, SOCKETS, TASKS
 from transcriber.web.security import origin_allowed
 
@@ -35,12 +36,34 @@ class Outbox:
         self.ready = asyncio.Event()
         self.sent_seq: dict[str, int] = {}
         self.overflow = False
+        # The subscriptions that asked for the live text (a subscribe with last_segment), and
+        # the text that came while their catch-up was being read (sent after it, without what
+        # the catch-up already held).
+        self.reading: set[str] = set()
+        self.held: dict[str, list[dict[str, Any]]] = {}
 
     def push(self, message: dict[str, Any]) -> None:
         if len(self.items) >= MAX_BACKLOG:
             self.overflow = True
         self.items.append(message)
         self.ready.set()
+
+    def text(self, task_id: str, message: dict[str, Any]) -> None:
+        held = self.held.get(task_id)
+        if held is not None:
+            held.append(message)
+        elif task_id in self.reading:
+            self.push(message)
+
+    def caught_up(self, task_id: str, last: int) -> None:
+        """The catch-up is sent up to segment `last`: what came meanwhile follows it."""
+        for message in self.held.pop(task_id, []):
+            if message["type"] == "segments":
+                fresh = [s for s in message["segments"] if s["index"] > last]
+                if not fresh:
+                    continue
+                message = message | {"segments": fresh}
+            self.push(message)
 
     def deliver(self, snapshot: Snapshot) -> None:
         for index in range(len(self.items) - 1, -1, -1):
@@ -150,9 +173,11 @@ async def _handle(request: web.Request, outbox: Outbox, subscriptions: set[str],
         outbox.push({"type": "pong"})
     elif isinstance(message, Unsubscribe):
         subscriptions.discard(message.task_id)
+        outbox.reading.discard(message.task_id)
+        outbox.held.pop(message.task_id, None)
         request.app[HUB].unsubscribe(message.task_id, outbox)
     else:
-        await _subscribe(request, outbox, subscriptions, message.task_id)
+        await _subscribe(request, outbox, subscriptions, message)
 
 
 def _refusal(raw: Any, exc: ValidationError) -> tuple[str, Any]:
@@ -173,8 +198,9 @@ def _refusal(raw: Any, exc: ValidationError) -> tuple[str, Any]:
 
 
 async def _subscribe(
-    request: web.Request, outbox: Outbox, subscriptions: set[str], task_id: str
+    request: web.Request, outbox: Outbox, subscriptions: set[str], message: Subscribe
 ) -> None:
+    task_id = message.task_id
     hub: Hub = request.app[HUB]
     task = await request.app[TASKS].get(task_id)
     if task is not None and task.stage == Stage.QUEUED:
@@ -189,3 +215,27 @@ async def _subscribe(
     subscriptions.add(task_id)
     hub.subscribe(task_id, outbox)
     outbox.push({"type": "task", "task": snapshot, "catch_up": True})
+    if message.last_segment is None:
+        outbox.reading.discard(task_id)
+        return
+    outbox.reading.add(task_id)
+    outbox.held[task_id] = []
+    last = await _catch_up_text(request, outbox, task, message.last_segment)
+    outbox.caught_up(task_id, last)
+
+
+async def _catch_up_text(
+    request: web.Request, outbox: Outbox, task: Task, last_segment: int
+) -> int:
+    """The segments after the client's last one: the stored provisional ones, or, once the
+    task is complete, word that the final transcript replaces them. Returns the index of the
+    last segment sent."""
+    if task.stage == Stage.COMPLETE:
+        final = {"type": "segments_final", "task_id": task.id, "seq": task.seq}
+        outbox.push(final | {"count": task.segments_count})
+        return last_segment
+    after = last_segment
+    while rows := await request.app[TASKS].live.after(task.id, after):
+        outbox.push({"type": "segments", "task_id": task.id, "seq": task.seq, "segments": rows})
+        after = rows[-1]["index"]
+    return after

@@ -43,6 +43,9 @@ class Job:
     max_models: int = 2
     plumbing_stage_seconds: float = 0.3
     plumbing_hang: str | None = None
+    # Where an earlier run of the transcribing stage stopped, from the segments the server
+    # stored: {"segments": [...], "pieces": N, "language": "en"}; None starts it afresh.
+    resume: dict[str, Any] | None = None
 
 
 @dataclass
@@ -50,6 +53,8 @@ class JobResult:
     done_stages: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     language: str | None = None
+    # Segments in the final output: what the live text's clients replace theirs with.
+    segments: int = 0
 
 
 def cancel_flag(work_dir: Path, attempt: int) -> Path:

@@ -17,7 +17,14 @@ from typing import Any
 from transcriber.protocol.stages import Stage
 from transcriber.worker.interrupt import CancelWatch
 from transcriber.worker.job import STAGES, Job, JobResult, cancel_flag, stage_output, write_json
-from transcriber.worker.pipeline.types import Cancelled, PipelineError, ProgressFn, Transcript
+from transcriber.worker.pipeline.types import (
+    Cancelled,
+    PipelineError,
+    ProgressFn,
+    Resume,
+    Segment,
+    Transcript,
+)
 from transcriber.worker.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
@@ -26,6 +33,8 @@ log = logging.getLogger(__name__)
 # coordinator's watchdog takes silence for a hang (--stall-timeout).
 ALIVE_EVERY = 30.0
 DETAIL_EVERY = 2.0
+# The live text goes out at most this often (a piece's end goes at once).
+LIVE_EVERY = 0.5
 # How often a node's job process looks whether the Dask worker that started it is still there.
 PARENT_POLL = 0.5
 # A spawned worker starts with no logging set up, so its INFO lines (models loading, thread
@@ -72,6 +81,49 @@ def _watch_parent(parent: int) -> None:
 def send(message: tuple[Any, ...]) -> None:
     if _queue is not None:
         _queue.put(message)
+
+
+class LiveSender:
+    """Sends the transcribing stage's text as it is decoded: new segments at most twice a
+    second, and a piece's last ones at once with the word that the piece is done (the server
+    stores them; a resumed run starts after the last piece done)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._pending: list[dict[str, Any]] = []
+        self._piece = 0
+        self._sent = 0.0
+
+    def segment(self, piece: int, segment: Segment) -> None:
+        if piece != self._piece:
+            self._flush(False, None)
+        self._piece = piece
+        self._pending.append(
+            {
+                "index": segment.id,
+                "start": segment.start,
+                "end": segment.end,
+                "text": segment.text,
+                "words": [
+                    {"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
+                    for w in segment.words
+                ],
+            }
+        )
+        if time.monotonic() - self._sent >= LIVE_EVERY:
+            self._flush(False, None)
+
+    def piece_done(self, piece: int, language: str | None) -> None:
+        self._piece = piece
+        self._flush(True, language)
+
+    def _flush(self, done: bool, language: str | None) -> None:
+        if not self._pending and not done:
+            return
+        job = self.job
+        send(("segments", job.task_id, job.attempt, self._piece, self._pending, done, language))
+        self._pending = []
+        self._sent = time.monotonic()
 
 
 class Reporter:
@@ -133,7 +185,9 @@ def run_job(job: Job) -> JobResult:
     try:
         with CancelWatch(cancel_flag(job.work_dir, job.attempt)):
             _run_stages(job, result)
-        result.language = _final(job).get("language")
+        final = _final(job)
+        result.language = final.get("language")
+        result.segments = len(final.get("segments", []))
         return result
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
@@ -169,12 +223,18 @@ def _final(job: Job) -> dict[str, Any]:
 
 
 def _context(job: Job) -> Any:
+    resume = Resume.from_dict(job.resume) if job.resume else None
     if job.pipeline == "plumbing":
         from transcriber.worker.pipeline import plumbing
 
         speakers = int(job.options.get("num_speakers") or 1)
         return plumbing.Context(
-            job.audio_path, job.plumbing_stage_seconds, job.plumbing_hang, speakers
+            job.audio_path,
+            job.plumbing_stage_seconds,
+            job.plumbing_hang,
+            speakers,
+            live=LiveSender(job),
+            resume=resume,
         )
     from transcriber.worker.pipeline.stages import Context
 
@@ -191,6 +251,8 @@ def _context(job: Job) -> Any:
         hotwords=job.hotwords,
         max_audio_seconds=job.max_audio_seconds,
         max_models=job.max_models,
+        live=LiveSender(job),
+        resume=resume,
     )
 
 

@@ -47,7 +47,20 @@ class Alive:
     attempt: int
 
 
-Event = Progress | StageDone | Alive
+@dataclass(frozen=True)
+class Segments:
+    """Text the transcribing stage decoded: new segments of one piece of the audio, and with
+    `done` the word that the piece has no more (a resumed run starts after it)."""
+
+    task_id: str
+    attempt: int
+    piece: int
+    segments: list[dict[str, Any]]
+    done: bool
+    language: str | None
+
+
+Event = Progress | StageDone | Alive | Segments
 EventSink = Callable[[Event], Awaitable[None]]
 
 
@@ -62,6 +75,9 @@ def decode_event(kind: str, task_id: str, attempt: int, rest: Sequence[Any]) -> 
         return StageDone(task_id, attempt, stage, float(seconds), language)
     if kind == "alive":
         return Alive(task_id, attempt)
+    if kind == "segments":
+        piece, segments, done, language = rest
+        return Segments(task_id, attempt, int(piece), list(segments), bool(done), language)
     return None
 
 
@@ -124,6 +140,7 @@ __all__ = [
     "Limited",
     "NodeLost",
     "Progress",
+    "Segments",
     "StageDone",
     "WorkerLost",
     "decode_event",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transcriber.jobs.engines.executor import Event, Progress, StageDone
+from transcriber.jobs.engines.executor import Event, Progress, Segments, StageDone
 from transcriber.jobs.tasks import Tasks
 from transcriber.protocol.stages import Stage, stage_weights
 from transcriber.store.task import Task
@@ -14,6 +14,8 @@ async def apply_event(tasks: Tasks, task: Task, event: Event) -> None:
     """Apply an event of the task's live attempt (the coordinator checked that it is)."""
     if isinstance(event, StageDone):
         await _stage_done(tasks, task, event)
+    elif isinstance(event, Segments):
+        await _segments(tasks, task, event)
     elif isinstance(event, Progress):
         await _progress(tasks, task.id, Stage(event.stage), event.stage_progress, event.detail)
 
@@ -29,6 +31,32 @@ async def _stage_done(tasks: Tasks, task: Task, event: StageDone) -> None:
     else:
         # Not in the snapshot: saved for resuming, without a publish of its own (the next
         # stage's start follows at once).
+        await tasks.record(task.id, **changes)
+
+
+async def _segments(tasks: Tasks, task: Task, event: Segments) -> None:
+    """Store the new text, then count it in the snapshot, then send it to the subscribers that
+    asked for it: a reconnect or a second viewer reads what was stored."""
+    if event.segments:
+        await tasks.live.add(task.id, event.piece, event.segments)
+    last = max((s["index"] for s in event.segments), default=-1)
+    changes: dict[str, Any] = {"segments_count": max(task.segments_count, last + 1)}
+    if event.done:
+        changes["pieces_done"] = max(task.pieces_done, event.piece + 1)
+    if event.language and not task.language:
+        changes["language"] = event.language
+    if event.segments or "language" in changes:
+        updated = await tasks.update(task.id, **changes)
+        message = {
+            "type": "segments",
+            "task_id": task.id,
+            "seq": updated.seq,
+            "segments": [s | {"speaker": None, "final": False} for s in event.segments],
+        }
+        if event.segments:
+            tasks.hub.announce(task.id, message)
+    else:
+        # A piece's end with nothing new: saved for resuming, no publish of its own.
         await tasks.record(task.id, **changes)
 
 

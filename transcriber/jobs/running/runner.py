@@ -22,7 +22,7 @@ from transcriber.jobs.engines.local import LocalExecutor
 from transcriber.jobs.intake.upload import expire_uploads
 from transcriber.jobs.running.events import apply_event
 from transcriber.jobs.running.hotwords import HotwordsFile
-from transcriber.jobs.running.jobspec import build_job
+from transcriber.jobs.running.jobspec import build_job, live_start, resume_point
 from transcriber.jobs.running.queue import JobQueue, ordinal_in_queue
 from transcriber.jobs.running.recovery import recover, resume_or_fail
 from transcriber.jobs.running.retention import BATCH, expire_tasks, sweep_interval
@@ -238,13 +238,15 @@ class Runner:
         task_id = running.task_id
         # Before the task is read: from its check to its start nothing may await.
         words = await self.hotwords.words()
+        resume = await resume_point(self.tasks, task_id)
         task = await self.tasks.get(task_id)
         if task is None or task.stage != Stage.QUEUED or running.stop is not None:
             return
         stages = [s for s in pipeline_stages(task.options) if s.value not in task.done_stages]
         first = stages[0] if stages else Stage.DIARIZING
         attempt = task.attempt + 1
-        running.job = build_job(self.config, self.tasks, task, attempt, words)
+        running.job = build_job(self.config, self.tasks, task, attempt, words, resume)
+        text = live_start(resume) if Stage.TRANSCRIBING in stages else {}
         await self.tasks.update(
             task_id,
             attempt=attempt,
@@ -252,7 +254,11 @@ class Runner:
             stage_progress=0,
             detail="Starting",
             progress=stage_weights(task.options).get(first, (0, 0))[0],
+            **text,
         )
+        if text:
+            # The text of the pieces it will decode again goes: they come anew.
+            await self.tasks.live.drop_from_piece(task_id, text["pieces_done"])
         if running.stop is not None:
             return  # cancelled while the start was being written: never submitted
         running.submitted(running.job, job_limit(self.config.job_timeout, task.duration))
@@ -325,6 +331,7 @@ class Runner:
             return
         done = await self.tasks.update(
             task_id,
+            segments_count=result.segments,
             stage=Stage.COMPLETE,
             progress=100,
             stage_progress=100,
@@ -338,6 +345,8 @@ class Runner:
                 await self.on_complete(done)
             except Exception:
                 log.exception("task %s completed, but its transcript was not indexed", task_id)
+        final = {"type": "segments_final", "task_id": task_id, "seq": done.seq}
+        self.tasks.hub.announce(task_id, final | {"count": result.segments})
 
     async def _fail(
         self,

@@ -16,15 +16,23 @@ from typing import Any
 
 from transcriber.protocol.stages import Stage
 from transcriber.worker.pipeline.audio import probe
-from transcriber.worker.pipeline.types import ProgressFn, Segment, Transcript
+from transcriber.worker.pipeline.types import LiveText, ProgressFn, Resume, Segment, Transcript
 
 STEPS = 10
 
 
 class Context:
     def __init__(
-        self, audio_path: Path, stage_seconds: float, hang: str | None = None, speakers: int = 1
+        self,
+        audio_path: Path,
+        stage_seconds: float,
+        hang: str | None = None,
+        speakers: int = 1,
+        live: LiveText | None = None,
+        resume: Resume | None = None,
     ) -> None:
+        self.live = live
+        self.resume = resume
         self.audio_path = audio_path
         self.stage_seconds = stage_seconds
         self.hang = hang
@@ -34,15 +42,32 @@ class Context:
     def starting(self, stage: Stage) -> str:
         return "Starting"
 
+    def _transcribe(self, duration: float, progress: ProgressFn) -> Transcript:
+        transcript = _transcript(duration)
+        kept = self.resume.pieces if self.resume is not None else 0
+        start = kept if 0 < kept <= len(transcript.segments) else 0
+        # A resumed run has only the rest to do: it takes that share of the stage's time.
+        wait = (
+            self.stage_seconds
+            / STEPS
+            * (len(transcript.segments) - start)
+            / len(transcript.segments)
+        )
+        _transcribe_steps(transcript, start, self.live, wait, progress)
+        return transcript
+
     def run(
         self, stage: Stage, previous: Transcript | None, progress: ProgressFn
     ) -> dict[str, Any]:
         duration = probe(self.audio_path)
         if self.hang is not None and self.hang.split(":")[0] == stage:
             _hang(self.hang.endswith(":stuck"))
-        for step in range(1, STEPS + 1):
-            _wait(self.stage_seconds / STEPS)
-            progress(step * 100 / STEPS, f"Plumbing step {step}/{STEPS}")
+        if stage == Stage.TRANSCRIBING:
+            previous = self._transcribe(duration, progress)
+        else:
+            for step in range(1, STEPS + 1):
+                _wait(self.stage_seconds / STEPS)
+                progress(step * 100 / STEPS, f"Plumbing step {step}/{STEPS}")
         if previous is None:
             previous = _transcript(duration)
         data = previous.to_dict()
@@ -69,6 +94,24 @@ class Context:
                     turn = {"start": seg["start"], "end": seg["end"], "speaker": seg["speaker"]}
                     data["turns"].append(turn)
         return data
+
+
+def _transcribe_steps(
+    transcript: Transcript, start: int, live: LiveText | None, wait: float, progress: ProgressFn
+) -> None:
+    """The steps of the transcribing stage, its segments handed to `live` as they come due;
+    each segment is a piece of its own, so a resumed run starts after the last one sent."""
+    todo = transcript.segments[start:]
+    sent = 0
+    for step in range(1, STEPS + 1):
+        _wait(wait)
+        due = -(-step * len(todo) // STEPS)
+        for segment in todo[sent:due]:
+            if live is not None:
+                live.segment(segment.id, segment)
+                live.piece_done(segment.id, transcript.language)
+        sent = due
+        progress(step * 100 / STEPS, f"Plumbing step {step}/{STEPS}")
 
 
 def _wait(seconds: float) -> None:

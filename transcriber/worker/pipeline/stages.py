@@ -12,7 +12,14 @@ import numpy as np
 from transcriber.protocol.stages import Stage
 from transcriber.worker.pipeline.audio import load_audio
 from transcriber.worker.pipeline.cache import ModelCache
-from transcriber.worker.pipeline.types import PipelineError, ProgressFn, Transcript, clock
+from transcriber.worker.pipeline.types import (
+    LiveText,
+    PipelineError,
+    ProgressFn,
+    Resume,
+    Transcript,
+    clock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +86,8 @@ class Context:
         hotwords: str | None = None,
         max_audio_seconds: float | None = None,
         max_models: int = 2,
+        live: LiveText | None = None,
+        resume: Resume | None = None,
     ) -> None:
         self.audio_path = audio_path
         self.options = options
@@ -92,6 +101,8 @@ class Context:
         self.hotwords = hotwords
         self.max_audio_seconds = max_audio_seconds
         self.max_models = max_models
+        self.live = live
+        self.resume = resume
         self._audio: np.ndarray | None = None
 
     def audio(self, progress: ProgressFn) -> np.ndarray:
@@ -133,7 +144,9 @@ class Context:
         audio = self.audio(progress)
         words = [w for w in (self.options.get("hotwords"), self.hotwords) if w]
         options = self.options | {"hotwords": " ".join(words) or None}
-        return transcribe(model, audio, options, progress, self.model)
+        return transcribe(
+            model, audio, options, progress, self.model, live=self.live, resume=self.resume
+        )
 
     def _align(self, transcript: Transcript, progress: ProgressFn) -> Transcript:
         if not self.options.get("word_timestamps", True):

@@ -15,8 +15,10 @@ import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from transcriber.worker.pipeline.types import (
+    LiveText,
     PipelineError,
     ProgressFn,
+    Resume,
     Segment,
     Transcript,
     clock,
@@ -47,8 +49,14 @@ def transcribe(
     options: dict[str, Any],
     progress: ProgressFn,
     model_name: str,
+    live: LiveText | None = None,
+    resume: Resume | None = None,
 ) -> Transcript:
     """Segments without word timings (the Aligning stage adds those).
+
+    Each segment goes to `live` as it is decoded, and each piece's end after its last one. With
+    `resume`, the pieces an earlier run finished are not decoded again: their segments are kept
+    as they were, and the next piece is prompted with their text.
 
     Progress follows the lazy segment generator (each segment's end over the duration), and
     between segments each 30 s window the decoder starts and each decoding attempt (Whisper
@@ -57,11 +65,13 @@ def transcribe(
     """
     duration = len(audio) / SAMPLE_RATE
     kwargs = _decode_options(model, options)
-    segments: list[Segment] = []
-    language = None
+    cuts = pieces(audio, PIECE_SECONDS)
+    segments, language, start = _resumed(resume, cuts, kwargs)
     steps = _Steps(duration, progress)
+    steps.reached = cuts[start][0] / SAMPLE_RATE if start < len(cuts) else duration
+    steps.segments = len(segments)
     with _ticking(model, steps.tick):
-        for first, last in pieces(audio, PIECE_SECONDS):
+        for piece, (first, last) in enumerate(cuts[start:], start):
             found, info = _decode(model, audio[first:last], kwargs)
             if language is None:
                 language = info.language
@@ -69,7 +79,10 @@ def transcribe(
                 progress(0, f"Language: {info.language}")
                 # One language for the whole file, as Whisper decides it on the first 30 s.
                 kwargs["language"] = info.language
-            segments += _collect(found, first / SAMPLE_RATE, len(segments), steps)
+            each = (lambda seg, k=piece: live.segment(k, seg)) if live is not None else None
+            segments += _collect(found, first / SAMPLE_RATE, len(segments), steps, each)
+            if live is not None:
+                live.piece_done(piece, language)
             kwargs["initial_prompt"] = _tail(segments, _PROMPT_CHARS) or kwargs["initial_prompt"]
     progress(100, f"{len(segments)} segments")
     return Transcript(language or "en", duration, model_name, segments)
@@ -139,6 +152,19 @@ def _ticking(model: WhisperModel, tick: Callable[[str], None]) -> Iterator[None]
         yield
     finally:
         model.model = inner
+
+
+def _resumed(
+    resume: Resume | None, cuts: list[tuple[int, int]], kwargs: dict[str, Any]
+) -> tuple[list[Segment], str | None, int]:
+    """(segments kept, language, first piece to decode) for a run that resumes; nothing kept
+    when the earlier run's pieces do not fit this audio."""
+    if resume is None or not 0 < resume.pieces <= len(cuts) or resume.language is None:
+        return [], None, 0
+    kwargs["language"] = resume.language
+    kwargs["initial_prompt"] = _tail(resume.segments, _PROMPT_CHARS) or kwargs["initial_prompt"]
+    log.info("resuming after piece %d of %d", resume.pieces, len(cuts))
+    return list(resume.segments), resume.language, resume.pieces
 
 
 def _tail(segments: list[Segment], chars: int) -> str:
@@ -220,8 +246,15 @@ def temperatures(start: float) -> tuple[float, ...]:
     return tuple(round(start + k * TEMPERATURE_STEP, 3) for k in range(steps + 1))
 
 
-def _collect(found: Iterable[Any], offset: float, first: int, steps: _Steps) -> list[Segment]:
-    """The piece's segments, timed from the start of the file and numbered from `first`."""
+def _collect(
+    found: Iterable[Any],
+    offset: float,
+    first: int,
+    steps: _Steps,
+    each: Callable[[Segment], None] | None = None,
+) -> list[Segment]:
+    """The piece's segments, timed from the start of the file and numbered from `first`;
+    each handed to `each` as soon as it is decoded."""
     generator = iter(found)
     out: list[Segment] = []
     try:
@@ -229,6 +262,8 @@ def _collect(found: Iterable[Any], offset: float, first: int, steps: _Steps) -> 
             end = min(float(seg.end) + offset, steps.duration)
             start = round(float(seg.start) + offset, 3)
             out.append(Segment(first + len(out), start, round(end, 3), seg.text.strip()))
+            if each is not None:
+                each(out[-1])
             steps.segment(end)
     finally:
         # A cancel leaves the decoder mid-file: close it so its state is freed now.

@@ -4,12 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 # stage_progress (0-100 within the stage) and a short human sub-line; a negative stage_progress
 # sends only the sub-line (a phase such as "Reading audio") at the current percent.
 # The callback raises Cancelled when the task was cancelled, so stages stop at the next step.
 ProgressFn = Callable[[float, str], None]
+
+
+class LiveText(Protocol):
+    """Where the transcribing stage hands its text as it is decoded (worker/process.py sends it
+    on): each segment of a piece of the audio, then that the piece is done."""
+
+    def segment(self, piece: int, segment: Segment) -> None: ...
+
+    def piece_done(self, piece: int, language: str | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where an earlier run of the transcribing stage stopped: the segments of the pieces it
+    finished (all of them stored by the server) and the language it found."""
+
+    segments: list[Segment]
+    pieces: int
+    language: str | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Resume:
+        segments = [Segment(s["index"], s["start"], s["end"], s["text"]) for s in data["segments"]]
+        return cls(segments, int(data["pieces"]), data.get("language"))
 
 
 def clock(seconds: float) -> str:
