@@ -94,6 +94,9 @@ class Config:
     max_uploads: int = setting(
         32, "uploads in progress at once; more are refused with 429 TOO_MANY_UPLOADS"
     )
+    live_text: bool = setting(
+        True, "send each segment of text as it is decoded (off: the text comes at the end)"
+    )
     max_models: int = setting(
         2, "Whisper models each worker keeps loaded; past that the least recently used is freed"
     )
@@ -241,7 +244,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         shown = "" if default in (None, (), False) else f", default {default}"
         help_text = f"{f.metadata['help']} ({env_name(f.name)}{shown})"
         if _kind(f.name) is bool:
-            parser.add_argument(flag, action="store_true", default=None, help=help_text)
+            # A setting that is on by default is turned off with --no-...
+            action = argparse.BooleanOptionalAction if default is True else "store_true"
+            parser.add_argument(flag, action=action, default=None, help=help_text)
         else:
             choices = f.metadata["choices"] or None
             parser.add_argument(flag, choices=choices, help=help_text.replace("%", "%%"))

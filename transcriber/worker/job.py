@@ -46,6 +46,8 @@ class Job:
     # Where an earlier run of the transcribing stage stopped, from the segments the server
     # stored: {"segments": [...], "pieces": N, "language": "en"}; None starts it afresh.
     resume: dict[str, Any] | None = None
+    # --live-text: each segment is sent as it is decoded.
+    live_text: bool = True
 
 
 @dataclass

@@ -224,6 +224,7 @@ def _final(job: Job) -> dict[str, Any]:
 
 def _context(job: Job) -> Any:
     resume = Resume.from_dict(job.resume) if job.resume else None
+    live = LiveSender(job) if job.live_text else None
     if job.pipeline == "plumbing":
         from transcriber.worker.pipeline import plumbing
 
@@ -233,7 +234,7 @@ def _context(job: Job) -> Any:
             job.plumbing_stage_seconds,
             job.plumbing_hang,
             speakers,
-            live=LiveSender(job),
+            live=live,
             resume=resume,
         )
     from transcriber.worker.pipeline.stages import Context
@@ -251,7 +252,7 @@ def _context(job: Job) -> Any:
         hotwords=job.hotwords,
         max_audio_seconds=job.max_audio_seconds,
         max_models=job.max_models,
-        live=LiveSender(job),
+        live=live,
         resume=resume,
     )
 

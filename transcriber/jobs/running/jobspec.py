@@ -60,4 +60,5 @@ def build_job(
         plumbing_stage_seconds=c.plumbing_stage_seconds,
         plumbing_hang=c.plumbing_hang,
         resume=resume,
+        live_text=c.live_text,
     )
