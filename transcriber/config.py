@@ -92,7 +92,7 @@ class Config:
     )
     max_queue: int = setting(1000, "waiting tasks; more are refused with 429 QUEUE_FULL")
     max_uploads: int = setting(
-        32, "uploads in progress at once; more are refused with 429 TOO_MANY_UPLOADS"
+        256, "uploads in progress at once; more are refused with 429 TOO_MANY_UPLOADS"
     )
     live_text: bool = setting(
         True, "send each segment of text as it is decoded (off: the text comes at the end)"
