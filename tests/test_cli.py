@@ -55,6 +55,40 @@ def test_submit_follow_status_get_list(server: ServerProcess, tmp_path: Path) ->
     assert task_id in listed.stdout and ids[1][0] in listed.stdout
 
 
+PROVISIONAL = [f"[0:{2 * n:02d}] Plumbing segment {n + 1}." for n in range(5)]
+FINAL = [f"[0:{2 * n:02d}] SPEAKER_00: Plumbing segment {n + 1}." for n in range(5)]
+
+
+def test_text_shows_each_segment_as_it_comes_then_the_final_transcript(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "talk.wav"
+    path.write_bytes(tone_wav(seconds=10.0))
+    done = cli(server.url, "submit", str(path), "--follow", "--text")
+    assert done.returncode == 0, done.stderr
+    shown = done.stderr.splitlines()
+    # Each segment as the worker decoded it: between the stage lines of transcribing and
+    # aligning, below the one and above the other.
+    transcribing = next(i for i, line in enumerate(shown) if "Transcribing" in line)
+    aligning = next(i for i, line in enumerate(shown) if "Aligning" in line)
+    assert shown[transcribing + 1 : aligning] == PROVISIONAL, done.stderr
+    assert "talk.wav: [########################] 100% Complete" in done.stderr
+    # On stdout, after the task's id, the final transcript with its speakers.
+    task_id, *text = done.stdout.splitlines()
+    assert task_id.endswith("\ttalk.wav")
+    assert text == FINAL
+    # Two files: each line names its file.
+    other = tmp_path / "other.wav"
+    other.write_bytes(tone_wav(seconds=4.0, freq=500.0))
+    both = cli(server.url, "submit", str(path), str(other), "--text")  # --text follows
+    assert both.returncode == 0, both.stderr
+    assert "[other.wav 0:02] Plumbing segment 2." in both.stderr.splitlines()
+    assert both.stdout.splitlines()[2:] == [
+        *(line.replace("[", "[talk.wav ", 1) for line in FINAL),
+        *(line.replace("[", "[other.wav ", 1) for line in FINAL[:2]),
+    ]
+
+
 def test_clear_errors_and_exit_codes(server: ServerProcess, tmp_path: Path) -> None:
     bad = tmp_path / "notes.wav"
     bad.write_text("not audio\n" * 20)
@@ -115,3 +149,13 @@ def test_follow_falls_back_to_polling(server: ServerProcess, tmp_path: Path) -> 
         assert done.returncode == 0, done.stderr
         assert "WebSocket unavailable, polling" in done.stderr
         assert "polled.wav: [########################] 100% Complete" in done.stderr
+        # Polling, the text still comes as it is decoded (the snapshot counts the segments
+        # stored), each segment once, and the final transcript after it.
+        longer = tmp_path / "polled_text.wav"
+        longer.write_bytes(tone_wav(seconds=6.0))
+        text = cli(url, "submit", str(longer), "--text")
+        assert text.returncode == 0, text.stderr
+        assert "WebSocket unavailable, polling" in text.stderr
+        lines = [line for line in text.stderr.splitlines() if line.startswith("[")]
+        assert lines == PROVISIONAL[:3], text.stderr
+        assert text.stdout.splitlines()[1:] == FINAL[:3]

@@ -119,6 +119,27 @@ def test_three_files_one_failing_redraw_in_place(server: ServerProcess, tmp_path
     assert [row[1] for row in ids] == ["a.wav", "b.wav"], shown
 
 
+def test_text_goes_above_the_bars_and_the_final_transcript_after(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "talk.wav"
+    path.write_bytes(tone_wav(seconds=10.0))
+    command = [sys.executable, "-m", "transcriber", "submit", "--server", server.url]
+    code, data = run_in_terminal([*command, str(path), "--text"], COLUMNS, LINES)
+    screen = [line for line in screen_of(data, COLUMNS, LINES) if line]
+    shown = "\n".join(screen)
+    assert code == 0, shown
+    assert problems(data, ["talk.wav"], COLUMNS, LINES) == [], shown
+    texts = [f"Plumbing segment {n}." for n in range(1, 6)]
+    stamps = [f"[0:{s:02d}]" for s in range(0, 10, 2)]
+    # The segments as they came, printed above the block of bars, which stayed in one place
+    # at the bottom until the end; then the id and the final transcript with speakers.
+    assert screen[:5] == [f"{s} {t}" for s, t in zip(stamps, texts, strict=True)], shown
+    assert re.match(r"talk\.wav +Complete\b.*\b100%", screen[5]), shown
+    assert re.match(r"[0-9a-f]{16}\s+talk\.wav$", screen[6]), shown
+    assert screen[7:] == [f"{s} SPEAKER_00: {t}" for s, t in zip(stamps, texts, strict=True)]
+
+
 def old_redraw(rows: list[list[str]]) -> bytes:
     """The display this test was written against: each redraw moved the cursor up one line
     per file, whatever the terminal had wrapped. ("\r\n": the terminal's own newline.)"""

@@ -1,4 +1,5 @@
-"""Command-line client: submit (with live progress bars), status, get, list, cancel.
+"""Command-line client: submit (with live progress bars and, asked, the text as it is decoded),
+status, get, list, cancel.
 
 Talks to a running server over HTTP and the WebSocket, falling back to long-polling like the
 page does. Exit codes: 0 done, 1 a task failed or was cancelled, 3 the server refused the
@@ -19,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from transcriber.client.progress import Bars
+from transcriber.client.text import LiveText, segments_after
 from transcriber.protocol.stages import Stage
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 1, 3, 4
@@ -77,27 +79,37 @@ class Client:
         bars.update(path.name, snap)
         return dict(snap)
 
-    async def follow(self, names: dict[str, str], bars: Bars) -> dict[str, dict[str, Any]]:
-        """Follow tasks (id -> display name) to their end: WebSocket first, then long-polling."""
+    async def follow(
+        self, names: dict[str, str], bars: Bars, text: LiveText | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Follow tasks (id -> display name) to their end: WebSocket first, then long-polling;
+        with `text`, their segments too, as they are decoded."""
         final: dict[str, dict[str, Any]] = {}
         try:
-            await self._follow_ws(names, bars, final)
+            await self._follow_ws(names, bars, final, text)
         except (aiohttp.ClientError, TimeoutError, ConnectionError):
             bars.note("WebSocket unavailable, polling")
         for task_id in names:
             while task_id not in final:
-                await self._poll(task_id, names[task_id], bars, final)
+                await self._poll(task_id, names[task_id], bars, final, text)
         return final
 
     async def _follow_ws(
-        self, names: dict[str, str], bars: Bars, final: dict[str, dict[str, Any]]
+        self,
+        names: dict[str, str],
+        bars: Bars,
+        final: dict[str, dict[str, Any]],
+        text: LiveText | None,
     ) -> None:
         # The token goes in the header, as on every other request: never in a URL.
         async with self.session.ws_connect(
             self.url + "/api/ws", headers=self.headers, heartbeat=30
         ) as ws:
             for task_id in names:
-                await ws.send_json({"type": "subscribe", "task_id": task_id})
+                subscribe: dict[str, Any] = {"type": "subscribe", "task_id": task_id}
+                if text is not None:
+                    subscribe["last_segment"] = text.last[task_id]
+                await ws.send_json(subscribe)
             while len(final) < len(names):
                 msg = await ws.receive(timeout=75)
                 if msg.type != aiohttp.WSMsgType.TEXT:
@@ -105,13 +117,23 @@ class Client:
                 data = json.loads(msg.data)
                 if data["type"] == "task" and data["task"]["id"] in names:
                     self._seen(data["task"], names, bars, final)
+                elif data["type"] == "segments" and text is not None:
+                    text.add(data["task_id"], data["segments"])
 
     async def _poll(
-        self, task_id: str, name: str, bars: Bars, final: dict[str, dict[str, Any]]
+        self,
+        task_id: str,
+        name: str,
+        bars: Bars,
+        final: dict[str, dict[str, Any]],
+        text: LiveText | None,
     ) -> None:
         snap = await self.call("GET", f"/api/tasks/{task_id}")
         while not Stage(snap["stage"]).terminal:
             bars.update(name, snap)
+            # The snapshot counts the segments stored: fetch those not shown yet.
+            if text is not None and snap["segments_count"] > text.last[task_id] + 1:
+                text.add(task_id, await segments_after(self, task_id, text.last[task_id]))
             snap = await self.call(
                 "GET", f"/api/tasks/{task_id}", params={"wait": "25", "since": str(snap["seq"])}
             )
@@ -143,6 +165,8 @@ async def _submit(client: Client, args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     bars = Bars([p.name for p in paths], sys.stderr)
     names: dict[str, str] = {}
+    final: dict[str, dict[str, Any]] = {}
+    text: LiveText | None = None
     code = 0
     try:
         for path in paths:
@@ -152,14 +176,18 @@ async def _submit(client: Client, args: argparse.Namespace) -> int:
             except Refused as exc:
                 bars.fail(path.name, exc.error)
                 code = EXIT_REFUSED
-        if args.follow and names:
-            final = await client.follow(names, bars)
+        if (args.follow or args.text) and names:
+            text = LiveText(names, bars.line) if args.text else None
+            final = await client.follow(names, bars, text)
             if any(s["stage"] != Stage.COMPLETE for s in final.values()):
                 code = code or EXIT_FAILED
     finally:
         bars.close()
     for task_id, name in names.items():
         print(f"{task_id}\t{name}")
+    if text is not None:
+        complete = [task_id for task_id, snap in final.items() if snap["stage"] == Stage.COMPLETE]
+        await text.print_final(client, complete)
     return code
 
 
@@ -238,6 +266,12 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p = sub.add_parser("submit", parents=[common], help="upload files (and follow them)")
     p.add_argument("files", nargs="+")
     p.add_argument("--follow", action="store_true", help="show progress until the end")
+    p.add_argument(
+        "--text",
+        action="store_true",
+        help="show each segment as it is decoded, then the final transcript with speakers"
+        " (implies --follow)",
+    )
     p.add_argument("--language")
     p.add_argument("--speakers", type=int, help="number of speakers, if known")
     p.add_argument("--no-diarize", action="store_true")

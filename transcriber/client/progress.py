@@ -1,5 +1,5 @@
 """Progress for the command-line client: one line per file with name, stage, bar, percent and
-sub-line.
+sub-line; with submit --text, the segments as they are decoded go above the block.
 
 On a terminal, rich's Live display redraws the block in place. Every line is cut to the
 terminal's width, so the terminal never wraps a line that the redraw does not know about (the
@@ -81,6 +81,14 @@ class Bars:
 
     def fail(self, name: str, error: dict[str, Any]) -> None:
         self._set(name, Row(Stage.FAILED, 0, error_text(error)))
+
+    def line(self, text: str) -> None:
+        """A line of the transcript as it comes: on a terminal, above the block of bars (which
+        stays at the bottom, redrawn in place); elsewhere, a line of its own."""
+        if self.live:
+            self.live.console.print(Text(text))
+        else:
+            print(text, file=self.out, flush=True)
 
     def note(self, text: str) -> None:
         if self.live:

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
+# The formats a streamed transcription (stream=true) may ask for: its events carry text alone.
+STREAM_FORMATS = ("json", "text")
 ErrorKind = Literal["invalid_request_error", "server_error"]
 # The model OpenAI's clients name by default; here it means the server's own model.
 DEFAULT_MODEL = "whisper-1"
@@ -25,6 +27,11 @@ class TranscriptionForm(BaseModel):
     language: str = Field(default="", description="Language code; empty detects it.")
     prompt: str = Field(default="", description="Context for Whisper: names, spellings.")
     response_format: ResponseFormat = "json"
+    stream: bool = Field(
+        default=False,
+        description="true: answer with Server-Sent Events, a transcript.text.delta per segment"
+        " as it is decoded, then transcript.text.done (response_format json or text).",
+    )
     temperature: float = Field(default=0.0, ge=0, le=1)
     timestamp_granularities: list[Literal["word", "segment"]] = Field(
         default=[], alias="timestamp_granularities[]"
@@ -47,12 +54,47 @@ class OpenAIErrorBody(BaseModel):
     param: str | None = None
     code: str
 
+    @classmethod
+    def of(cls, status: int, message: str, code: str, param: str | None = None) -> OpenAIErrorBody:
+        """The body of an error answered with this HTTP status (or that ends a stream)."""
+        kind: ErrorKind = "invalid_request_error" if status < 500 else "server_error"
+        return cls(message=message, type=kind, param=param, code=code)
+
 
 class OpenAIError(BaseModel):
     """An error as OpenAI's clients read it."""
 
     model_config = ConfigDict(extra="forbid")
 
+    error: OpenAIErrorBody
+
+
+class TranscriptTextDelta(BaseModel):
+    """A streamed transcription's next text: a segment as it is decoded (the first has no
+    leading space, the others one, so the deltas joined are the whole provisional text)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+    type: Literal["transcript.text.delta"] = "transcript.text.delta"
+    delta: str
+
+
+class TranscriptTextDone(BaseModel):
+    """A streamed transcription's last event: the final transcript's text."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+    type: Literal["transcript.text.done"] = "transcript.text.done"
+    text: str
+
+
+class StreamError(BaseModel):
+    """A streamed transcription whose task ended without a transcript (failed, cancelled,
+    deleted): the last event. OpenAI's clients raise it (openai.APIError)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+    type: Literal["error"] = "error"
     error: OpenAIErrorBody
 
 

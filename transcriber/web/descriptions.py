@@ -17,7 +17,15 @@ from pydantic import BaseModel
 from transcriber.formats import FORMATS
 from transcriber.protocol.errors import ErrorResponse
 from transcriber.protocol.messages import SegmentsPage
-from transcriber.protocol.openai import ModelList, OpenAIError, Transcription, TranscriptionForm
+from transcriber.protocol.openai import (
+    ModelList,
+    OpenAIError,
+    StreamError,
+    Transcription,
+    TranscriptionForm,
+    TranscriptTextDelta,
+    TranscriptTextDone,
+)
 from transcriber.protocol.options import Options
 from transcriber.protocol.server import Health, PublicHealth, SessionState, SignIn, StageSaved
 from transcriber.protocol.snapshot import NewTask, Snapshot, TaskList
@@ -194,11 +202,18 @@ ROUTES: dict[str, Route] = {
         query=SearchQuery,
     ),
     "openai": Route(
-        "OpenAI-compatible transcription; answers when the task ends",
+        "OpenAI-compatible transcription; answers when the task ends, or streams the text",
         {
             200: Answer(
-                "The transcript, in the response_format asked for",
-                {JSON: Transcription, "text/plain": TEXT, "text/vtt": TEXT},
+                "The transcript, in the response_format asked for; with stream=true, Server-Sent"
+                " Events whose data is each one of the text/event-stream schemas: a delta per"
+                " segment as it is decoded, then the final text (or an error)",
+                {
+                    JSON: Transcription,
+                    "text/plain": TEXT,
+                    "text/vtt": TEXT,
+                    "text/event-stream": (TranscriptTextDelta, TranscriptTextDone, StreamError),
+                },
             )
         },
         (400, 409, 413, 415, 422, 500, 503, 507),

@@ -1,7 +1,8 @@
 """POST /v1/audio/transcriptions, compatible with the official `openai` client.
 
 It runs as a normal task (listed, with live progress on the page) and answers when the task
-ends. A client that retries after a timeout sends the same file and fields again: the request
+ends; with stream=true, the text comes as it is decoded, as Server-Sent Events (openai_stream.py).
+A client that retries after a timeout sends the same file and fields again: the request
 key (a hash of both) lets the retry join the task already made instead of starting another.
 """
 
@@ -22,12 +23,12 @@ from transcriber.jobs.intake.ingest import ingest
 from transcriber.jobs.intake.upload import clean_filename, stored_suffix
 from transcriber.jobs.options import parse_options
 from transcriber.jobs.transcripts.results import final_output
-from transcriber.protocol.errors import CODES, ApiError
+from transcriber.protocol.errors import ApiError
 from transcriber.protocol.languages import language_name
 from transcriber.protocol.openai import (
     DEFAULT_MODEL,
     RESPONSE_FORMATS,
-    ErrorKind,
+    STREAM_FORMATS,
     ModelCard,
     ModelList,
     OpenAIError,
@@ -37,6 +38,7 @@ from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, iso
 from transcriber.web.forms import drain_form, form_until_file, part_chunks
 from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
+from transcriber.web.openai_stream import joined_text, stream_transcript, task_error
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,7 @@ JOIN_WINDOW = timedelta(hours=1)
 
 
 def openai_error(status: int, message: str, code: str, param: str | None = None) -> web.Response:
-    kind: ErrorKind = "invalid_request_error" if status < 500 else "server_error"
-    body = OpenAIError(error=OpenAIErrorBody(message=message, type=kind, param=param, code=code))
+    body = OpenAIError(error=OpenAIErrorBody.of(status, message, code, param))
     # The client retries 5xx and 429 unless told not to; a failed transcription will fail again.
     return web.json_response(body.model_dump(), status=status, headers={"x-should-retry": "false"})
 
@@ -75,8 +76,11 @@ async def _transcribe(request: web.Request) -> web.StreamResponse:
     reader = await request.multipart()
     fields, part = await form_until_file(reader)
     _check_fields(fields)
+    stream = _stream(fields)
     task = await _ingest_file(request, part, fields)
     await drain_form(reader)
+    if stream:
+        return await stream_transcript(request, task.id, {"x-transcriber-task": task.id})
     return await _answer(request, task, fields)
 
 
@@ -93,6 +97,22 @@ def _check_fields(fields: dict[str, list[str]]) -> None:
     for name in fields:
         if name not in OPENAI_FIELDS:
             raise ApiError("BAD_REQUEST", f"Unknown form field {name!r}.")
+
+
+def _stream(fields: dict[str, list[str]]) -> bool:
+    """Whether the answer streams; before the upload is read, so a refusal costs no upload."""
+    value = (_first(fields, "stream", "false") or "false").lower()
+    if value not in ("true", "false"):
+        raise ApiError("BAD_REQUEST", "stream must be true or false.", param="stream")
+    fmt = _first(fields, "response_format", "json")
+    if value == "true" and fmt not in STREAM_FORMATS:
+        raise ApiError(
+            "BAD_REQUEST",
+            f"A streamed transcription's response_format is {' or '.join(STREAM_FORMATS)},"
+            f" not {fmt!r}.",
+            param="response_format",
+        )
+    return value == "true"
 
 
 def _first(fields: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
@@ -168,12 +188,9 @@ async def _answer(
     while snapshot is not None and not Stage(snapshot["stage"]).terminal:
         snapshot = await hub.wait(task.id, snapshot["seq"], 60) or snapshot
     final = await request.app[TASKS].get(task.id)
-    if final is None:
-        raise ApiError("UNKNOWN_TASK", "The task was deleted before it finished.")
-    if final.stage != Stage.COMPLETE:
-        error = final.error or {"code": "CANCELLED", "message": CODES["CANCELLED"][1]}
-        status = CODES.get(error["code"], (500, ""))[0]
-        return openai_error(status, error["message"], error["code"].lower())
+    if final is None or final.stage != Stage.COMPLETE:
+        status, error = task_error(final)
+        return openai_error(status, error.message, error.code)
     data = final_output(request.app[TASKS], final)
     fmt = _first(fields, "response_format", "json") or "json"
     words = "word" in fields.get("timestamp_granularities[]", []) + fields.get(
@@ -184,7 +201,7 @@ async def _answer(
 
 
 def _text(data: dict[str, Any]) -> str:
-    return " ".join(s["text"].strip() for s in data["segments"]).strip()
+    return joined_text(s["text"] for s in data["segments"])
 
 
 def _render(
