@@ -9,7 +9,7 @@ import { errorBlock, h } from "./dom.js";
 import { ResultView } from "./result.js";
 import { SearchBox } from "./search.js";
 import { readSettings } from "./settings.js";
-import { TERMINAL } from "./stages.js";
+import { STAGE, TERMINAL } from "./stages.js";
 import { TaskList } from "./tasks.js";
 import { UploadForm } from "./upload.js";
 
@@ -25,7 +25,7 @@ const $ = (id) => document.getElementById(id);
 const settings = readSettings();
 const api = new Api({ onUnauthorized: () => askToken() });
 const announcer = $("announcer");
-const result = new ResultView($("result"), api);
+const result = new ResultView($("result"), api, { news: $("transcript-news") });
 
 function announce(text) {
   // A fresh node, so the same words twice in a row are announced twice.
@@ -100,7 +100,20 @@ const connection = new Connection({
     const slot = $("tasks-error");
     slot.replaceChildren(errorBlock(error, { role: "alert" }));
   },
+  getLastSegment: (id) => result.lastSegment(id),
+  onSegments: (id, segments) => result.addSegments(id, segments),
+  onSegmentsFinal: finalText,
 });
+result.onText = (id) => connection.refreshText(id);
+
+// The final transcript of the task shown is there: the complete snapshot loads it (and normally
+// came first; if this page has not seen it yet, ask).
+async function finalText(id) {
+  result.finalText(id);
+  if (id !== tasks.selected || tasks.snapshot(id)?.stage === STAGE.COMPLETE) return;
+  const snap = await api.get(`/api/tasks/${id}`).catch(() => null);
+  if (snap) tasks.apply(snap);
+}
 
 const PAGE_SIZE = 50;
 let nextPage = null; // the cursor of the next page of older tasks

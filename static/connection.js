@@ -5,6 +5,12 @@
 // last failed attempt it shows Disconnected, long-polls each watched task over HTTP, and tries the
 // WebSocket again every settings.backgroundRetry seconds (and as soon as polling sees the server
 // answer again after failures), going back to Live when one delivers `hello`.
+//
+// The text of the task the page shows (getLastSegment(id) is not null for it) comes with its
+// subscription: `last_segment` says which segment the page has last, so a reconnect gets exactly
+// the ones after it; while polling, GET /api/tasks/{id}/segments?after=N&wait=25 does the same.
+
+import { TERMINAL } from "./stages.js";
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const PROBE_TIMEOUT_MS = 5_000;
@@ -34,10 +40,26 @@ function sleep(ms, signal) {
 }
 
 export class Connection {
-  constructor({ api, settings, getSeq, onSnapshot, onChange, onGone, onError = () => {} }) {
+  constructor({
+    api,
+    settings,
+    getSeq,
+    onSnapshot,
+    onChange,
+    onGone,
+    onError = () => {},
+    getLastSegment = () => null,
+    onSegments = () => {},
+    onSegmentsFinal = () => {},
+  }) {
     this.api = api;
     this.settings = settings;
     this.getSeq = getSeq;
+    // The text: the last segment the page holds of a task (null: it wants no text of it), new
+    // segments (id, segments), and word that the final transcript is there (id).
+    this.getLastSegment = getLastSegment;
+    this.onSegments = onSegments;
+    this.onSegmentsFinal = onSegmentsFinal;
     this.onSnapshot = onSnapshot;
     this.onChange = onChange;
     this.onGone = onGone;
@@ -58,6 +80,7 @@ export class Connection {
     this.heartbeat = 30;
     this.timers = { retry: null, background: null, open: null, dead: null, probe: null };
     this.pollers = new Map();
+    this.textPollers = new Map();
     this.longPolls = 0;
     this.pollFailing = false;
   }
@@ -86,6 +109,7 @@ export class Connection {
     if (!this.watched.delete(id)) return;
     if (this.live) this.send({ type: "unsubscribe", task_id: id });
     this.stopPoller(id);
+    this.stopTextPoller(id);
   }
 
   stopPoller(id) {
@@ -95,7 +119,23 @@ export class Connection {
 
   subscribe(id) {
     // The answer is always the latest snapshot; it is applied only if newer than the one shown.
-    this.send({ type: "subscribe", task_id: id });
+    // With last_segment, the text follows: the segments after that one, then each new one.
+    const message = { type: "subscribe", task_id: id };
+    const last = this.getLastSegment(id);
+    if (Number.isInteger(last)) message.last_segment = Math.max(-1, last);
+    this.send(message);
+  }
+
+  // The page started or stopped wanting a task's text, or holds less of it than before (a new
+  // run sends some again): subscribe anew, or poll from the last segment held.
+  refreshText(id) {
+    if (!this.watched.has(id)) return;
+    if (this.live) {
+      this.subscribe(id);
+      return;
+    }
+    this.stopTextPoller(id);
+    if (this.mode === "polling") this.startTextPoller(id);
   }
 
   send(message) {
@@ -147,6 +187,9 @@ export class Connection {
     }
     if (msg.type === "hello") this.hello(msg);
     else if (msg.type === "task" && msg.task) this.onSnapshot(msg.task);
+    else if (msg.type === "segments" && Array.isArray(msg.segments)) {
+      this.onSegments(msg.task_id, msg.segments);
+    } else if (msg.type === "segments_final") this.onSegmentsFinal(msg.task_id);
     else if (msg.type === "deleted" && msg.task_id) this.gone(msg.task_id);
     else if (msg.type === "error" && msg.error) this.refused(msg.error);
   }
@@ -241,7 +284,10 @@ export class Connection {
   fallBack() {
     this.setState("disconnected");
     this.setMode("polling");
-    for (const [id, changing] of this.watched) if (changing) this.startPoller(id);
+    for (const [id, changing] of this.watched) {
+      if (changing) this.startPoller(id);
+      this.startTextPoller(id);
+    }
     this.scheduleBackground();
   }
 
@@ -285,6 +331,69 @@ export class Connection {
   stopPolling() {
     for (const controller of this.pollers.values()) controller.abort();
     this.pollers.clear();
+    for (const controller of this.textPollers.values()) controller.abort();
+    this.textPollers.clear();
+  }
+
+  startTextPoller(id) {
+    if (this.textPollers.has(id) || !Number.isInteger(this.getLastSegment(id))) return;
+    const controller = new AbortController();
+    this.textPollers.set(id, controller);
+    this.pollText(id, controller.signal).finally(() => {
+      if (this.textPollers.get(id) === controller) this.textPollers.delete(id);
+    });
+  }
+
+  stopTextPoller(id) {
+    this.textPollers.get(id)?.abort();
+    this.textPollers.delete(id);
+  }
+
+  // The text while polling: each answer holds the segments after the last one the page has
+  // (the server answers as soon as one is stored), until the final transcript is there or the
+  // task has stopped. A gone task is the snapshot poller's to report.
+  async pollText(id, signal) {
+    let pause = 1000;
+    while (!signal.aborted) {
+      const last = this.getLastSegment(id);
+      if (!Number.isInteger(last)) return;
+      const long = this.longPolls < MAX_LONG_POLLS;
+      if (long) this.longPolls += 1;
+      const wait = long ? this.settings.pollWait : 0;
+      let page = null;
+      let error = null;
+      try {
+        const after = Math.max(-1, last);
+        page = await this.api.get(`/api/tasks/${id}/segments?after=${after}&wait=${wait}`, {
+          signal,
+        });
+      } catch (exc) {
+        error = exc;
+      }
+      if (long) this.longPolls -= 1;
+      if (signal.aborted) return;
+      if (error && error.status === 404) return;
+      if (error) {
+        await sleep(pause, signal);
+        pause = Math.min(pause * 2, 10_000);
+        continue;
+      }
+      pause = 1000;
+      if (page.final) {
+        this.onSegmentsFinal(id);
+        return;
+      }
+      const fresh = page.segments || [];
+      if (fresh.length) {
+        this.onSegments(id, fresh);
+        // Segments that did not move the page on (a gap before them): ask again later, not at once.
+        if (this.getLastSegment(id) === last) await sleep(SHORT_POLL_MS, signal);
+      } else if (TERMINAL.has(page.stage)) {
+        return;
+      } else if (!long) {
+        await sleep(SHORT_POLL_MS, signal);
+      }
+    }
   }
 
   async poll(id, signal) {

@@ -1,18 +1,37 @@
 // The selected task's result: downloads, the audio player, a speaker timeline (one lane per
 // speaker) and the transcript. Clicking a line or a timeline block plays from there; the line
 // being heard is highlighted.
+//
+// While the task runs, the provisional transcript: the text as it is decoded, without speakers,
+// following the newest line unless the person has scrolled away from it, and playable from any
+// line. The final transcript replaces it in place, the line being read kept where it was.
 
 import { clock, h, speakerColour, stageName } from "./dom.js";
 import { Editor } from "./edits.js";
 import { FORMATS } from "./formats.js";
+import { atNewest, keepAnchor, LiveText, readingAnchor, showNewest, TextNews } from "./live.js";
 import { STAGE, TERMINAL } from "./stages.js";
 import { speakerLabel, timeline } from "./timeline.js";
 
+// The stages in which the provisional transcript is shown (text comes, or waits for its
+// word timings and speakers).
+const RUNNING = new Set([STAGE.TRANSCRIBING, STAGE.ALIGNING, STAGE.DIARIZING]);
+
 export class ResultView {
-  constructor(root, api) {
+  // news: the polite live region told about new provisional lines.
+  constructor(root, api, { news = null } = {}) {
     this.root = root;
     this.api = api;
     this.id = null;
+    this.showing = "blank"; // blank, waiting, live (the provisional transcript) or final
+    this.text = null; // LiveText: the provisional segments of the task shown, while it runs
+    this.news = new TextNews(news);
+    this.finished = new Set(); // tasks seen complete: a re-diarization shows no provisional text
+    // Called with a task id when the page starts or stops wanting that task's text (app.js
+    // hands it to the connection, which subscribes again with lastSegment(id)).
+    this.onText = () => {};
+    this.player = null;
+    this.liveList = null;
     this.loaded = null; // "id:seq" of the transcript on screen
     this.segments = [];
     this.lines = [];
@@ -28,8 +47,10 @@ export class ResultView {
   }
 
   blank() {
+    this.stopText();
     this.id = null;
     this.loaded = null;
+    this.showing = "blank";
     this.root.replaceChildren(
       h("h2", { id: "result-title" }, "Transcript"),
       h("p", { class: "placeholder" }, "Choose a task in the list to see its transcript here."),
@@ -39,11 +60,17 @@ export class ResultView {
   // Called with the selected task's snapshot whenever it changes.
   show(snap) {
     if (snap.id !== this.id) {
+      this.stopText();
       this.id = snap.id;
       this.loaded = null;
+      this.showing = "blank";
     }
     this.snap = snap;
     if (snap.stage === STAGE.COMPLETE) {
+      this.finished.add(snap.id);
+      // The final transcript is loaded whole: no more provisional text, now or on a reconnect.
+      this.text = null;
+      this.news.clear();
       // An edit anywhere publishes "Revision N saved": fetch the transcript again.
       const key = `${snap.id}:${snap.attempt}:${snap.detail}`;
       if (this.loaded !== key) {
@@ -53,10 +80,177 @@ export class ResultView {
       return;
     }
     this.loaded = null;
+    if (!this.finished.has(snap.id)) this.wantText(snap);
+    if (this.text && (RUNNING.has(snap.stage) || this.text.size)) this.showLive(snap);
+    else this.showWaiting(snap);
+  }
+
+  showWaiting(snap) {
+    const words = this.waiting(snap);
+    const shown = this.root.querySelector(".placeholder")?.textContent;
+    if (this.showing === "waiting" && shown === words) return;
+    this.showing = "waiting";
     this.root.replaceChildren(
       h("h2", { id: "result-title" }, snap.filename),
-      h("p", { class: "placeholder" }, this.waiting(snap)),
+      h("p", { class: "placeholder" }, words),
     );
+  }
+
+  // -- the provisional transcript --------------------------------------------------------------
+
+  // The index of the last provisional segment held of this task (-1: none yet), or null when
+  // the page does not want its text (not shown, or complete).
+  lastSegment(id) {
+    return this.text && this.id === id && this.text.taskId === id ? this.text.last() : null;
+  }
+
+  wantText(snap) {
+    if (!this.text) {
+      this.text = new LiveText(snap.id, snap.attempt);
+      this.onText(snap.id);
+      return;
+    }
+    if (snap.attempt > this.text.attempt) {
+      // A new run keeps the text of the pieces it finished and sends the rest again.
+      this.text.attempt = snap.attempt;
+      if (this.text.trim(snap.segments_count ?? 0) && this.showing === "live") this.fillLive();
+      this.onText(snap.id);
+    }
+  }
+
+  stopText() {
+    const old = this.text;
+    this.text = null;
+    this.news.clear();
+    if (old) this.onText(old.taskId);
+  }
+
+  // Segments of a task's provisional transcript (a WebSocket message or a poll's answer).
+  addSegments(id, segments) {
+    if (!this.text || id !== this.id || this.text.taskId !== id) return;
+    const live = this.showing === "live";
+    const following = live && atNewest(this.lines.at(-1) || this.liveList);
+    const { added, replaced } = this.text.put(segments);
+    if (!added.length && !replaced.length) return;
+    if (!live) {
+      if (this.snap && this.snap.id === id) this.show(this.snap);
+      return;
+    }
+    for (const seg of [...replaced, ...added]) this.placeLine(seg);
+    this.liveStatus();
+    if (following) showNewest(this.lines.at(-1));
+    this.news.lines(added.length);
+  }
+
+  // The final transcript exists (segments_final, or a poll that says final).
+  finalText(id) {
+    if (id !== this.id) return;
+    this.news.clear();
+  }
+
+  showLive(snap) {
+    if (this.showing !== "live") {
+      this.showing = "live";
+      this.data = null;
+      this.speakers = [null];
+      this.duration = snap.duration || 0;
+      this.ensureAudio(snap);
+      this.playhead = null;
+      this.player = h("div", { class: "player" }, this.audio);
+      this.liveMeta = h("p", { class: "meta" });
+      this.liveList = h("ol", { class: "live-transcript", "aria-label": "Provisional transcript" });
+      this.liveEmpty = h("p", { class: "placeholder" });
+      this.liveNote = h("span");
+      this.root.replaceChildren(
+        h("h2", { id: "result-title" }, snap.filename),
+        this.liveMeta,
+        h(
+          "p",
+          { class: "provisional-note" },
+          h("span", { class: "badge" }, "Provisional"),
+          " ",
+          this.liveNote,
+        ),
+        this.player,
+        h("h3", { class: "visually-hidden" }, "Provisional transcript"),
+        this.liveList,
+        this.liveEmpty,
+      );
+      this.fillLive();
+    }
+    this.liveStatus();
+  }
+
+  fillLive() {
+    this.segments = this.text.list();
+    this.current = -1;
+    this.lines = this.segments.map((seg) => this.liveLine(seg));
+    this.liveList.replaceChildren(...this.lines);
+  }
+
+  // A segment's line, in index order: a new one is added, a resent one replaces its line.
+  placeLine(seg) {
+    let at = this.segments.length;
+    while (at > 0 && this.segments[at - 1].index > seg.index) at -= 1;
+    const line = this.liveLine(seg);
+    if (at > 0 && this.segments[at - 1].index === seg.index) {
+      at -= 1;
+      this.lines[at].replaceWith(line);
+      this.segments[at] = seg;
+      this.lines[at] = line;
+      if (this.current === at) line.setAttribute("aria-current", "true");
+      return;
+    }
+    this.liveList.insertBefore(line, this.lines[at] || null);
+    this.segments.splice(at, 0, seg);
+    this.lines.splice(at, 0, line);
+    if (this.current >= at) this.current += 1;
+  }
+
+  liveLine(seg) {
+    const line = h(
+      "li",
+      { class: "line", dataset: { index: seg.index } },
+      h(
+        "button",
+        { type: "button", class: "time", "aria-label": `Play from ${clock(seg.start)}` },
+        clock(seg.start),
+      ),
+      h("span", { class: "speaker repeat" }),
+      h("p", { class: "text" }, (seg.text || "").trim()),
+    );
+    line.addEventListener("click", () => this.play(seg.start, this.lines.indexOf(line)));
+    return line;
+  }
+
+  liveStatus() {
+    const snap = this.snap;
+    const count = this.segments.length;
+    const parts = [stageName(snap.stage)];
+    if (snap.duration) parts.push(`duration ${clock(snap.duration)}`);
+    parts.push(count === 1 ? "1 line so far" : `${count} lines so far`);
+    this.liveMeta.textContent = parts.join(" · ");
+    this.liveEmpty.hidden = count > 0;
+    this.liveEmpty.textContent = this.waiting(snap);
+    this.liveNote.textContent = TERMINAL.has(snap.stage)
+      ? "The text transcribed before the task stopped, without speakers."
+      : "The text may still change. Speakers and word timings are added when the task is " +
+        "complete, and the final transcript then replaces this one.";
+  }
+
+  // One player per task, kept from the provisional transcript to the final one (and across
+  // edits), so what is playing goes on playing.
+  ensureAudio(snap) {
+    if (this.audio && this.audio.dataset.task === snap.id) return;
+    this.audio = h("audio", {
+      controls: true,
+      preload: "metadata",
+      src: `/api/tasks/${snap.id}/audio`,
+      "aria-label": `Recording: ${snap.filename}`,
+      dataset: { task: snap.id },
+    });
+    this.audio.addEventListener("timeupdate", () => this.follow());
+    this.audio.addEventListener("seeked", () => this.follow());
   }
 
   // Open at a time (a search hit): now if this task is on screen, else once it is.
@@ -81,7 +275,10 @@ export class ResultView {
     if (snap.stage === STAGE.FAILED) return "This task failed; the list shows what went wrong.";
     if (snap.stage === STAGE.CANCELLED) return "This task was cancelled.";
     if (TERMINAL.has(snap.stage)) return "";
-    return `${stageName(snap.stage)}. The transcript appears here when the task is complete.`;
+    if (this.finished.has(snap.id)) {
+      return `${stageName(snap.stage)}. The transcript appears here when the task is complete.`;
+    }
+    return `${stageName(snap.stage)}. The text appears here as it is transcribed.`;
   }
 
   async load(snap) {
@@ -92,6 +289,7 @@ export class ResultView {
     } catch (exc) {
       if (this.loaded !== key) return;
       this.loaded = null;
+      this.showing = "error";
       this.root.replaceChildren(
         h("h2", { id: "result-title" }, snap.filename),
         h(
@@ -103,29 +301,29 @@ export class ResultView {
       return;
     }
     if (this.loaded !== key) return;
+    // The provisional transcript on screen: the final one takes its place, and the line the
+    // person was reading stays where it was.
+    const anchor =
+      this.showing === "live" ? readingAnchor(this.lines, this.segments, this.player) : null;
     this.render(snap, data);
+    keepAnchor(anchor, this.lines, this.segments, this.player);
   }
 
   render(snap, data) {
+    this.showing = "final";
     this.data = data;
     this.segments = data.segments || [];
     this.duration = data.duration || snap.duration || this.segments.at(-1)?.end || 0;
     this.current = -1;
     const speakers = [...new Set(this.segments.map((s) => s.speaker || null))];
     this.speakers = speakers;
-    this.audio = h("audio", {
-      controls: true,
-      preload: "metadata",
-      src: `/api/tasks/${snap.id}/audio`,
-      "aria-label": `Recording: ${snap.filename}`,
-    });
-    this.audio.addEventListener("timeupdate", () => this.follow());
-    this.audio.addEventListener("seeked", () => this.follow());
+    this.ensureAudio(snap);
+    this.player = h("div", { class: "player" }, this.audio, this.timeline(speakers));
     this.root.replaceChildren(
       h("h2", { id: "result-title" }, snap.filename),
       h("p", { class: "meta" }, this.summary(snap, data, speakers)),
       this.downloads(snap),
-      h("div", { class: "player" }, this.audio, this.timeline(speakers)),
+      this.player,
       this.editor.status,
       h("h3", { class: "visually-hidden" }, "Transcript"),
       this.transcript(speakers),
