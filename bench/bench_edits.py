@@ -19,7 +19,17 @@ edit, growth of the database's used pages per edit, and SQLite's total_changes p
 written, FTS5's own included). Then the CPU time to read a revision of each transcript from
 a full copy alone and with FULL_EVERY - 1 deltas.
 
+Then the whole HTTP edit: the server's app (create_app, every middleware, the plumbing
+pipeline's idle workers) in this process behind aiohttp's test client, on a database seeded
+with the same transcript; --http-edits PATCHes of the same mix (the first --http-edits of the
+plan), each timed from the request to the answer's last byte (read, not parsed). Three ways:
+the whole new revision as answer (no Prefer), `Prefer: return=minimal`, and return=minimal
+with the server's kept latest revision turned off (each edit reads the last full copy back,
+as before it was kept). The first edit of each run reads the full copy in any case and is
+shown apart; the p50s are over the others.
+
     .venv/bin/python bench/bench_edits.py [--long 180] [--short 10] [--edits 200]
+        [--http-edits 40] [--only-http]
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import logging
 import os
 import random
 import shutil
@@ -43,6 +54,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+
+from transcriber.config import Config  # noqa: E402
 from transcriber.jobs.hub import Hub  # noqa: E402
 from transcriber.jobs.tasks import Tasks  # noqa: E402
 from transcriber.jobs.transcripts.edits import edit_segment, rename  # noqa: E402
@@ -51,6 +65,8 @@ from transcriber.protocol.stages import Stage  # noqa: E402
 from transcriber.store.db import Store  # noqa: E402
 from transcriber.store.task import Task, now_iso  # noqa: E402
 from transcriber.store.transcripts import FULL_EVERY, Revision, TranscriptStore  # noqa: E402
+from transcriber.web.keys import TRANSCRIPTS  # noqa: E402
+from transcriber.web.server import create_app  # noqa: E402
 
 SEGMENT_SECONDS = 4.0
 SPEAKERS = ("SPEAKER_00", "SPEAKER_01", "SPEAKER_02")
@@ -95,20 +111,31 @@ def transcript(rng: random.Random, minutes: float) -> dict[str, Any]:
     }
 
 
-def edits(rng: random.Random, count: int, segments: int) -> list[tuple[str, Edit]]:
-    """The same mix for every run: text corrections, speaker moves, renames."""
-    plan: list[tuple[str, Edit]] = []
+def requests(rng: random.Random, count: int, segments: int) -> list[tuple[str, str, Any]]:
+    """The same mix for every run: text corrections, speaker moves, renames, as (kind, the
+    PATCH's path below /api/tasks/{id}/, its body)."""
+    plan: list[tuple[str, str, Any]] = []
     for n in range(count):
         roll, index = rng.random(), rng.randrange(segments)
         if roll < 0.7:
             text = " ".join(rng.choices(VOCABULARY, k=rng.randint(8, 16))).capitalize() + "."
-            plan.append(("text", partial(edit_segment, index=index, body={"text": text})))
+            plan.append(("text", f"segments/{index}", {"text": text}))
         elif roll < 0.9:
-            body = {"speaker": rng.choice(SPEAKERS)}
-            plan.append(("speaker", partial(edit_segment, index=index, body=body)))
+            plan.append(("speaker", f"segments/{index}", {"speaker": rng.choice(SPEAKERS)}))
         else:
-            body = {rng.choice(SPEAKERS): f"Person {n}"}
-            plan.append(("rename", partial(rename, body=body)))
+            plan.append(("rename", "speakers", {rng.choice(SPEAKERS): f"Person {n}"}))
+    return plan
+
+
+def edits(rng: random.Random, count: int, segments: int) -> list[tuple[str, Edit]]:
+    """The mix of requests() as the functions Transcripts.change applies."""
+    plan: list[tuple[str, Edit]] = []
+    for kind, path, body in requests(rng, count, segments):
+        if path == "speakers":
+            plan.append((kind, partial(rename, body=body)))
+        else:
+            index = int(path.split("/")[1])
+            plan.append((kind, partial(edit_segment, index=index, body=body)))
     return plan
 
 
@@ -153,8 +180,10 @@ async def revision_bytes(store: Store) -> int:
     return int(row[0]) if row and row[0] else 0
 
 
-async def open_task(folder: Path, data: dict[str, Any]) -> tuple[Store, Transcripts]:
-    store = await Store.open(folder / "db.sqlite3")
+async def open_task(
+    folder: Path, data: dict[str, Any], name: str = "db.sqlite3"
+) -> tuple[Store, Transcripts]:
+    store = await Store.open(folder / name)
     transcripts = Transcripts(Tasks(store, Hub(), folder / "tasks"), TranscriptStore(store.db))
     await store.save(Task("t", "t.wav", "source.wav", stage=Stage.COMPLETE, attempt=1, seq=5))
     await transcripts.store.add(Revision("t", 0, 1, "model", now_iso(), data), segment_rows(data))
@@ -170,6 +199,7 @@ async def run(folder: Path, method: str, minutes: float, count: int) -> dict[str
     setattr(transcripts.store, name, saving)
     transcripts.store.latest = reading  # type: ignore[method-assign,assignment]
     per_kind: dict[str, list[tuple[float, ...]]] = defaultdict(list)
+    first: tuple[float, ...] = ()
     used, stored, changes = await used_bytes(store), await revision_bytes(store), 0
     try:
         for number, (kind, edit) in enumerate(edits(random.Random(11), count, segments), 1):
@@ -182,7 +212,9 @@ async def run(folder: Path, method: str, minutes: float, count: int) -> dict[str
             else:
                 await transcripts.change("t", None, edit)
             took, used_cpu = time.perf_counter() - begin, time.process_time() - cpu
-            per_kind[kind].append((took, used_cpu, reading.seconds - read, saving.seconds - saved))
+            sample = (took, used_cpu, reading.seconds - read, saving.seconds - saved)
+            per_kind[kind].append(sample)
+            first = first or sample
             changes += store.db.total_changes - before
         used = await used_bytes(store) - used
         stored = await revision_bytes(store) - stored
@@ -192,6 +224,7 @@ async def run(folder: Path, method: str, minutes: float, count: int) -> dict[str
     return {"segments": segments, "per_kind": per_kind, "used": used, "stored": stored} | {
         "changes": changes,
         "reads": reads,
+        "first": first,
     }
 
 
@@ -206,6 +239,69 @@ async def read_times(store: TranscriptStore, count: int) -> dict[str, float]:
             await store.get("t", number)
             samples[name].append(time.process_time() - begin)
     return {name: statistics.median(times) for name, times in samples.items()}
+
+
+HTTP_WAYS = ("whole revision", "return=minimal", "return=minimal, nothing kept")
+
+
+async def http_run(folder: Path, way: str, minutes: float, count: int) -> dict[str, Any]:
+    """`count` PATCHes through the app; the samples (wall ms, CPU ms, answer bytes, kind)."""
+    data = transcript(random.Random(7), minutes)
+    config = Config(data_dir=folder / "data", pipeline="plumbing", min_free_disk=0, workers=1)
+    config.files_dir.mkdir(parents=True)
+    store, _ = await open_task(config.data_dir, data, config.db_path.name)
+    await store.close()
+    app = create_app(config)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    headers = {} if way == "whole revision" else {"Prefer": "return=minimal"}
+    samples = []
+    try:
+        if way.endswith("nothing kept"):
+            kept = app[TRANSCRIPTS]
+            kept._keep = lambda revision, deletions: None  # type: ignore[method-assign]
+        for kind, path, body in requests(random.Random(11), count, len(data["segments"])):
+            begin, cpu = time.perf_counter(), time.process_time()
+            resp = await client.patch(f"/api/tasks/t/{path}", json=body, headers=headers)
+            answer = await resp.read()
+            took, used_cpu = time.perf_counter() - begin, time.process_time() - cpu
+            assert resp.status == 200, answer[:300]
+            samples.append((took * 1000, used_cpu * 1000, len(answer), kind))
+    finally:
+        await client.close()
+    return {"segments": len(data["segments"]), "samples": samples}
+
+
+def http_report(way: str, minutes: float, result: dict[str, Any]) -> float:
+    """Print one run's row; return its p50 CPU ms."""
+    first, rest = result["samples"][0], result["samples"][1:]
+    wall, cpu, size = (float(statistics.median(s[k] for s in rest)) for k in range(3))
+    worst = max(s[0] for s in rest)
+    print(
+        f"| {way} | {minutes:g} min ({result['segments']} segments) | {len(rest)} |"
+        f" {wall:.1f} | {cpu:.1f} | {worst:.0f} | {size / 1024:,.1f} | {first[0]:.0f} |"
+    )
+    return cpu
+
+
+async def http_main(args: argparse.Namespace, folder: Path) -> None:
+    print(f"load average {os.getloadavg()[0]:.2f}; {args.http_edits} HTTP edits per run")
+    print(
+        "| answer | transcript | edits after the first | p50 wall ms | p50 CPU ms | max wall ms"
+        " | p50 answer KiB | first edit wall ms |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    cpu: dict[tuple[str, float], float] = {}
+    for way in HTTP_WAYS:
+        for minutes in (args.short, args.long):
+            run_dir = folder / f"http-{HTTP_WAYS.index(way)}-{minutes}"
+            run_dir.mkdir()
+            result = await http_run(run_dir, way, minutes, args.http_edits)
+            cpu[way, minutes] = http_report(way, minutes, result)
+    for way in HTTP_WAYS:
+        ratio = cpu[way, args.long] / cpu[way, args.short]
+        print(f"{way}, {args.long:g} min / {args.short:g} min: p50 CPU per HTTP edit {ratio:.2f}")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
 def report(method: str, minutes: float, result: dict[str, Any], count: int) -> list[float]:
@@ -236,6 +332,7 @@ async def main_async(args: argparse.Namespace, folder: Path) -> None:
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     p50: dict[tuple[str, float], list[float]] = {}
     reads: dict[float, dict[str, float]] = {}
+    firsts: dict[float, tuple[float, ...]] = {}
     for method in ("deltas", "full copy"):
         for minutes in (args.short, args.long):
             run_dir = folder / f"{method}-{minutes}".replace(" ", "-")
@@ -244,12 +341,21 @@ async def main_async(args: argparse.Namespace, folder: Path) -> None:
             p50[method, minutes] = report(method, minutes, result, args.edits)
             if result["reads"]:
                 reads[minutes] = result["reads"]
+            if method == "deltas":
+                firsts[minutes] = result["first"]
     for method in ("deltas", "full copy"):
         long, short = p50[method, args.long], p50[method, args.short]
+        # The deltas' edits read the latest revision from memory (Transcripts keeps it).
+        read = f"{long[2] / short[2]:.2f}" if short[2] else "0 (in memory)"
         print(
             f"{method}, {args.long:g} min / {args.short:g} min: p50 CPU per edit"
-            f" {long[1] / short[1]:.2f}, reading {long[2] / short[2]:.2f},"
-            f" saving {long[3] / short[3]:.2f}"
+            f" {long[1] / short[1]:.2f}, reading {read}, saving {long[3] / short[3]:.2f}"
+        )
+    for minutes, sample in firsts.items():
+        print(
+            f"deltas, {minutes:g} min, the first edit (reads the full copy): wall"
+            f" {sample[0] * 1000:.1f} ms, CPU {sample[1] * 1000:.1f} ms, of it reading"
+            f" {sample[2] * 1000:.1f} ms"
         )
     old, new = p50["full copy", args.long], p50["deltas", args.long]
     print(
@@ -266,10 +372,15 @@ def main() -> None:
     parser.add_argument("--long", type=float, default=180.0, help="minutes")
     parser.add_argument("--short", type=float, default=10.0, help="minutes")
     parser.add_argument("--edits", type=int, default=200)
+    parser.add_argument("--http-edits", type=int, default=40, help="PATCHes per HTTP run")
+    parser.add_argument("--only-http", action="store_true", help="only the HTTP runs")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
     folder = Path(tempfile.mkdtemp(prefix="bench-edits-"))
     try:
-        asyncio.run(main_async(args, folder))
+        if not args.only_http:
+            asyncio.run(main_async(args, folder))
+        asyncio.run(http_main(args, folder))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -1,11 +1,40 @@
 // Work on a transcript after the run: rename a speaker, correct a line, re-run diarization.
 // Every edit names the revision on screen (If-Match); when another tab saved first the server
-// answers 412 and the page offers to reload instead of overwriting.
+// answers 412 and the page offers to reload instead of overwriting. Each asks for only what
+// changed (Prefer: return=minimal), the same few hundred bytes however long the transcript,
+// and applies it to the transcript on screen.
 
 import { errorBlock, h } from "./dom.js";
 
 export const REDIARIZE_NOTE =
   "Re-running diarization keeps your text corrections; speaker names and moved lines are reset.";
+
+// The transcript on screen (json, speakers by name) with an edit's answer applied: the whole
+// revision as it is (a server that ignores the preference), or what changed (RevisionChange:
+// the names, the segment edited) on top of the revision it edited. Null when the answer is
+// not the next revision of `data`: the caller loads the transcript again. The words'
+// speakers, which the page does not show, stay as they were.
+export function applyChange(data, answer) {
+  if (Array.isArray(answer.speakers)) return answer;
+  if (answer.revision !== data.revision + 1) return null;
+  const names = answer.speaker_names;
+  const segments = data.segments.slice();
+  for (const { index, ...segment } of answer.segments) segments[index] = segment;
+  for (const [at, seg] of segments.entries()) {
+    const label = seg.speaker_label;
+    const speaker = label ? names[label] || label : seg.speaker;
+    if (speaker !== seg.speaker) segments[at] = { ...seg, speaker };
+  }
+  const speakers = [...new Set(segments.map((s) => s.speaker).filter(Boolean))];
+  return {
+    ...data,
+    revision: answer.revision,
+    source: answer.source,
+    speaker_names: names,
+    speakers,
+    segments,
+  };
+}
 
 export class Editor {
   // view: the ResultView; it supplies id, data (the json on screen) and reload()/render().
@@ -22,11 +51,13 @@ export class Editor {
   async patch(path, body) {
     this.status.replaceChildren();
     try {
-      const data = await this.api.request("PATCH", `/api/tasks/${this.view.id}/${path}`, {
+      const answer = await this.api.request("PATCH", `/api/tasks/${this.view.id}/${path}`, {
         json: body,
-        headers: { "If-Match": this.etag() },
+        headers: { "If-Match": this.etag(), Prefer: "return=minimal" },
       });
-      this.view.update(data);
+      const data = applyChange(this.view.data, answer);
+      if (data) this.view.update(data);
+      else this.view.reload();
     } catch (exc) {
       if (exc.status === 412) this.offerReload();
       else this.status.replaceChildren(errorBlock(exc, { role: "alert" }));

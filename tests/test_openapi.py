@@ -59,7 +59,16 @@ def test_every_route_is_described(tmp_path: Path) -> None:
         ("task_id", "path"),
         ("index", "path"),
         ("If-Match", "header"),
+        ("Prefer", "header"),
     ]
+    answer = segment["responses"]["200"]
+    assert set(answer["headers"]) == {"ETag", "Preference-Applied", "Vary"}
+    assert answer["content"]["application/json"]["schema"] == {
+        "anyOf": [
+            {"$ref": "#/components/schemas/TranscriptRevision"},
+            {"$ref": "#/components/schemas/RevisionChange"},
+        ]
+    }
 
 
 async def _new(request: web.Request) -> web.Response:

@@ -5,13 +5,14 @@ diarization, see another tab's edit live, and be offered a reload on a stale edi
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Dialog, Page, expect
+from playwright.sync_api import Browser, Dialog, Page, Route, expect
 
 from .browser import collect_errors, launch
 from .conftest import tone_wav
@@ -82,9 +83,24 @@ def test_rename_correct_search_rediarize(
     body = api(f"{server.url}/api/tasks/{tid}/transcript")
     assert body["speaker_names"] == {"SPEAKER_01": "Dana"} and body["revision"] == 1
 
+    # The page shows its edit from the answer alone (only what changed): the transcript the
+    # edit's task update makes it load again is held back meanwhile.
+    held: list[Route] = []
+    reload = re.compile(r"/api/tasks/[^/]+/transcript\?")
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route(reload, hold)
     answer(page, "Budget for Zyxcorp.")
-    lines.nth(2).get_by_role("button", name="Correct the line at 0:04").click()
+    with page.expect_response(lambda r: r.request.method == "PATCH") as patched:
+        lines.nth(2).get_by_role("button", name="Correct the line at 0:04").click()
+    assert patched.value.headers.get("preference-applied") == "return=minimal"
     expect(lines.nth(2).locator(".text")).to_have_text("Budget for Zyxcorp.")
+    expect(lines.nth(1).locator(".speaker")).to_have_text("Dana")
+    for route in held:
+        route.continue_()
+    page.unroute(reload, hold)
     assert api(f"{server.url}/api/tasks/{tid}/transcript")["segments"][2]["text"] == (
         "Budget for Zyxcorp."
     )

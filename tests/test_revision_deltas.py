@@ -8,6 +8,7 @@ Real SQLite files, the real store and Transcripts (the path an HTTP edit takes b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import sqlite3
@@ -24,6 +25,7 @@ from transcriber.jobs.hub import Hub
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.transcripts.edits import carry_text_edits, edit_segment, labels, rename
 from transcriber.jobs.transcripts.revisions import Edit, Transcripts, segment_rows
+from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage, pipeline_stages
 from transcriber.store.db import MIGRATIONS, Store
 from transcriber.store.task import Task
@@ -297,3 +299,158 @@ async def test_a_database_of_full_copies_upgrades_and_stays_readable(tmp_path: P
         ).fetchall()
     assert kinds == [(0, "full"), (1, "full"), (2, "delta")]
     assert texts == found == [(3,)]
+
+
+# -- the latest revision kept in memory ----------------------------------------------------------
+
+
+async def read_from_disk(setup: Setup, task_id: str = "t") -> Revision | None:
+    """The latest revision as the database holds it, past what Transcripts keeps."""
+    return await TranscriptStore(setup.store.db).latest(task_id)
+
+
+async def same_as_disk(setup: Setup) -> Revision:
+    """Transcripts' latest revision of "t", checked against the database's."""
+    _, latest = await setup.transcripts.latest("t")
+    stored = await read_from_disk(setup)
+    assert stored is not None and (stored.revision, stored.source) == (
+        latest.revision,
+        latest.source,
+    )
+    assert stored.data == json.loads(json.dumps(latest.data))
+    return latest
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, store: TranscriptStore) -> list[str]:
+    """The task ids of each read of a latest revision from the database."""
+    reads: list[str] = []
+    real = store.latest
+
+    async def latest(task_id: str) -> Revision | None:
+        reads.append(task_id)
+        return await real(task_id)
+
+    monkeypatch.setattr(store, "latest", latest)
+    return reads
+
+
+async def test_an_edit_reads_nothing_back_from_the_database(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await start(setup, generated(2700, random.Random(3)))
+    reads = counting(monkeypatch, setup.transcripts.store)
+    change = setup.transcripts.change
+    for n in range(5):
+        body = {"text": f"Edit number {n}."}
+        await change("t", None, partial(edit_segment, index=100 * n, body=body))
+    await change("t", None, partial(rename, body={"SPEAKER_02": "Lee"}))
+    _, latest = await setup.transcripts.latest("t")
+    assert reads == ["t"]  # the first edit's; the others' and the read after them: memory
+    assert latest.revision == 6
+    await same_as_disk(setup)
+
+
+async def test_the_kept_revision_follows_every_path_that_changes_the_transcript(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transcripts, tasks = setup.transcripts, setup.transcripts.tasks
+    await start(setup, generated(30, random.Random(4)))
+    text = partial(edit_segment, index=2, body={"text": "Kept in memory."})
+    await transcripts.change("t", None, text)
+    # A re-run of diarization completes: its output is the next revision, text edit carried.
+    new, _ = await rediarized(setup, attempt=2)
+    latest = await same_as_disk(setup)
+    assert (latest.revision, latest.source) == (2, "rediarize") and latest is new
+    assert latest.data["segments"][2]["text"] == "Kept in memory."
+    await transcripts.change("t", None, partial(rename, body={"SPEAKER_00": "Ana"}))
+    assert (await same_as_disk(setup)).data["speaker_names"] == {"SPEAKER_00": "Ana"}
+
+    # A write that fails changes nothing, and one cancelled after it committed is read back.
+    real_add_edit = transcripts.store.add_edit
+
+    async def fails(*args: Any) -> bool:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def committed_then_cancelled(*args: Any) -> bool:
+        await real_add_edit(*args)
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(transcripts.store, "add_edit", fails)
+    with pytest.raises(sqlite3.OperationalError):
+        await transcripts.change("t", None, partial(rename, body={"SPEAKER_00": "Bo"}))
+    assert (await same_as_disk(setup)).revision == 3
+    monkeypatch.setattr(transcripts.store, "add_edit", committed_then_cancelled)
+    with pytest.raises(asyncio.CancelledError):
+        await transcripts.change("t", None, partial(rename, body={"SPEAKER_00": "Cy"}))
+    latest = await same_as_disk(setup)
+    assert (latest.revision, latest.data["speaker_names"]) == (4, {"SPEAKER_00": "Cy"})
+    monkeypatch.setattr(transcripts.store, "add_edit", real_add_edit)
+
+    # Deleted (DELETE and retention both go through Tasks.delete): forgotten. A task made
+    # again under the same id (ids are never reused; here the test does it) reads its own.
+    await tasks.delete("t")
+    assert transcripts._latest == {} and transcripts._kept_segments == 0
+    with pytest.raises(ApiError):
+        await transcripts.latest("t")
+    await start(setup, generated(7, random.Random(5)))
+    assert len((await same_as_disk(setup)).data["segments"]) == 7
+
+
+async def test_a_revision_read_or_saved_across_a_deletion_is_not_kept(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transcripts, tasks = setup.transcripts, setup.transcripts.tasks
+    await start(setup, generated(20, random.Random(6)))
+    real_latest, real_add_edit = transcripts.store.latest, transcripts.store.add_edit
+
+    async def read_then_deleted(task_id: str) -> Revision | None:
+        found = await real_latest(task_id)
+        await tasks.delete(task_id)  # after the read, before it is kept
+        return found
+
+    monkeypatch.setattr(transcripts.store, "latest", read_then_deleted)
+    await transcripts.index(Task("t", "t.wav", "source.wav", stage=Stage.COMPLETE, attempt=1))
+    assert transcripts._latest == {}
+    monkeypatch.setattr(transcripts.store, "latest", real_latest)
+
+    await start(setup, generated(20, random.Random(7)))
+    await transcripts.latest("t")
+    assert list(transcripts._latest) == ["t"]
+
+    async def deleted_then_saved(*args: Any) -> bool:
+        await tasks.delete("t")  # the edit lost the race: nothing is saved
+        return await real_add_edit(*args)
+
+    monkeypatch.setattr(transcripts.store, "add_edit", deleted_then_saved)
+    await transcripts.change("t", None, partial(rename, body={"SPEAKER_01": "Gone"}))
+    assert transcripts._latest == {}
+    monkeypatch.setattr(transcripts.store, "add_edit", real_add_edit)
+    await start(setup, generated(9, random.Random(8)))
+    assert len((await same_as_disk(setup)).data["segments"]) == 9
+
+
+async def test_the_kept_revisions_are_bounded_by_tasks_and_segments(setup: Setup) -> None:
+    transcripts = Transcripts(setup.transcripts.tasks, setup.transcripts.store, 3, 100)
+    sizes = {"a": 40, "b": 40, "c": 30, "d": 10, "e": 150, "f": 5}
+    for task_id, count in sizes.items():
+        data = generated(count, random.Random(count))
+        await setup.store.save(
+            Task(task_id, "t.wav", "source.wav", stage=Stage.COMPLETE, attempt=1)
+        )
+        await transcripts.store.add(
+            Revision(task_id, 0, 1, "model", WHEN, data), segment_rows(data)
+        )
+
+    async def kept_after(task_id: str) -> list[str]:
+        await transcripts.latest(task_id)
+        assert transcripts._kept_segments == sum(sizes[k] for k in transcripts._latest)
+        return list(transcripts._latest)
+
+    assert await kept_after("a") == ["a"]
+    assert await kept_after("b") == ["a", "b"]
+    assert await kept_after("c") == ["b", "c"]  # 70 segments; with a, 110
+    assert await kept_after("b") == ["c", "b"]  # used again: the newest
+    assert await kept_after("d") == ["c", "b", "d"]
+    assert await kept_after("f") == ["b", "d", "f"]  # 3 tasks at most
+    assert await kept_after("e") == ["e"]  # alone more than 100: the newest stays
+    assert await kept_after("f") == ["f"]

@@ -25,7 +25,7 @@ from transcriber.protocol.options import DEFAULT_OPTIONS, Options
 from transcriber.protocol.server import Health, SessionState
 from transcriber.protocol.snapshot import Snapshot, TaskList
 from transcriber.protocol.stages import Stage
-from transcriber.protocol.transcripts import SearchPage, TranscriptRevision
+from transcriber.protocol.transcripts import RevisionChange, SearchPage, TranscriptRevision
 from transcriber.store.task import Task, task_json
 from transcriber.web.openapi import build, schemas
 from transcriber.web.server import create_app
@@ -323,6 +323,19 @@ async def test_answers_after_the_run_are_the_models(client: Any) -> None:
         True,
         "mixed",
         True,
+    )
+    minimal = await client.patch(
+        f"{url}/segments/0", json={"speaker": "Dana"}, headers={"Prefer": "return=minimal"}
+    )
+    change = RevisionChange.model_validate_json(await minimal.text(), strict=True)
+    assert (change.revision, change.segments[0].index, change.segments[0].speaker) == (3, 0, "Dana")
+    renamed = await client.patch(
+        f"{url}/speakers", json={"SPEAKER_00": "Eli"}, headers={"Prefer": "return=minimal"}
+    )
+    change = RevisionChange.model_validate_json(await renamed.text(), strict=True)
+    assert (change.segments, change.speaker_names) == (
+        [],
+        {"SPEAKER_00": "Eli", "SPEAKER_01": "Dana"},
     )
     found = await client.get("/api/search", params={"q": "edited"})
     page = SearchPage.model_validate_json(await found.text(), strict=True)

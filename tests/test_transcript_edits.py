@@ -18,7 +18,7 @@ from docx import Document
 
 from tests.conftest import assert_error, tone_wav, upload, wait_for_stage
 from transcriber.jobs.transcripts.edits import named, retime
-from transcriber.web.keys import CONFIG, TRANSCRIPTS
+from transcriber.web.keys import CONFIG, RUNNER, TRANSCRIPTS
 
 WAV = tone_wav(10.0)
 
@@ -330,3 +330,110 @@ async def test_concurrent_edits_are_serialized(client: Any) -> None:
     statuses = await asyncio.gather(*(edit(i, f'"{tid}-5"') for i in range(4)))
     assert sorted(statuses) == [200, 412, 412, 412]
     assert client.server.app[TRANSCRIPTS]._locks == {}
+
+
+MINIMAL = {"Prefer": "return=minimal"}
+
+
+async def test_prefer_return_minimal_answers_only_what_changed(client: Any) -> None:
+    tid = (await complete_task(client, num_speakers="2"))["id"]
+    url = f"/api/tasks/{tid}"
+    edited = await client.patch(
+        f"{url}/segments/1",
+        json={"text": "plumbing segment two, corrected", "speaker": "SPEAKER_00"},
+        headers={"If-Match": f'"{tid}-0"', **MINIMAL},
+    )
+    assert edited.status == 200, await edited.text()
+    assert (edited.headers["ETag"], edited.headers["Preference-Applied"]) == (
+        f'"{tid}-1"',
+        "return=minimal",
+    )
+    assert edited.headers["Vary"] == "Prefer"
+    change = await edited.json()
+    full = await transcript(client, tid)
+    assert change == {
+        "revision": 1,
+        "source": "edit",
+        "speaker_names": {},
+        "segments": [{"index": 1, **full["segments"][1]}],
+    }
+    assert change["segments"][0]["speaker"] == "SPEAKER_00" and change["segments"][0]["edited"]
+
+    # Among other preferences, with parameters; a rename changes no segment: the names do.
+    named = await client.patch(
+        f"{url}/speakers",
+        json={"SPEAKER_00": "Dana"},
+        headers={
+            "If-Match": edited.headers["ETag"],
+            "Prefer": "handling=strict, RETURN=minimal; x",
+        },
+    )
+    assert (named.headers["ETag"], named.headers["Preference-Applied"]) == (
+        f'"{tid}-2"',
+        "return=minimal",
+    )
+    assert await named.json() == {
+        "revision": 2,
+        "source": "edit",
+        "speaker_names": {"SPEAKER_00": "Dana"},
+        "segments": [],
+    }
+    moved = await client.patch(f"{url}/segments/0", json={"speaker": "Dana"}, headers=MINIMAL)
+    segment = (await moved.json())["segments"][0]
+    assert (segment["index"], segment["speaker"], segment["speaker_label"]) == (
+        0,
+        "Dana",
+        "SPEAKER_00",
+    )
+    assert segment == {"index": 0, **(await transcript(client, tid))["segments"][0]}
+
+    # Without it, or with another return preference, the whole revision as before.
+    for headers in ({}, {"Prefer": "return=representation"}, {"Prefer": "respond-async"}):
+        whole = await client.patch(f"{url}/speakers", json={"SPEAKER_01": "Eli"}, headers=headers)
+        assert "Preference-Applied" not in whole.headers and whole.headers["Vary"] == "Prefer"
+        body = await whole.json()
+        # (An edit's answer has always had empty timings; the GET has the run's.)
+        assert body | {"timings": {}} == await transcript(client, tid) | {"timings": {}}
+        assert len(body["segments"]) == 5
+    stale = await client.patch(
+        f"{url}/speakers", json={"SPEAKER_01": "Fay"}, headers={"If-Match": f'"{tid}-1"', **MINIMAL}
+    )
+    await assert_error(stale, 412, "PRECONDITION_FAILED")
+
+
+async def test_no_stale_revision_after_rediarize_delete_or_retention(make_client: Any) -> None:
+    client = await make_client(plumbing_stage_seconds=0.5)
+    app = client.server.app
+    kept = app[TRANSCRIPTS]._latest
+    tid = (await complete_task(client, num_speakers="2"))["id"]
+    url = f"/api/tasks/{tid}"
+    await client.patch(f"{url}/segments/2", json={"text": "Edited by hand."}, headers=MINIMAL)
+    await client.patch(f"{url}/speakers", json={"SPEAKER_00": "Dana"}, headers=MINIMAL)
+    assert kept[tid].revision == 2
+    # Re-diarized: the run's output becomes revision 3 (text edit carried, names reset).
+    assert (await client.post(f"{url}/rediarize", json={"num_speakers": 2})).status == 202
+    assert (await transcript(client, tid))["revision"] == 2  # until the run completes
+    await wait_for_stage(client, tid, {"complete"})
+    body = await transcript(client, tid)
+    assert (body["revision"], body["source"], body["speaker_names"]) == (3, "rediarize", {})
+    assert body["segments"][2]["text"] == "Edited by hand."
+    edited = await client.patch(f"{url}/segments/3", json={"text": "Again."}, headers=MINIMAL)
+    assert (await edited.json())["revision"] == 4 and kept[tid].revision == 4
+    assert revisions(client, tid)[-1] == (4, "edit")
+
+    # Deleted: forgotten, and nothing answers for it.
+    assert (await client.delete(url)).status == 204
+    assert tid not in kept
+    await assert_error(await client.get(f"{url}/transcript"), 404, "UNKNOWN_TASK")
+    await assert_error(
+        await client.patch(f"{url}/segments/0", json={"text": "x"}, headers=MINIMAL),
+        404,
+        "UNKNOWN_TASK",
+    )
+    # Retention's deletion (Runner.expire) too.
+    other = (await complete_task(client))["id"]
+    await client.patch(f"/api/tasks/{other}/segments/0", json={"text": "Kept."}, headers=MINIMAL)
+    assert other in kept
+    assert await app[RUNNER].expire(other, "9999-12-31T00:00:00.000Z")
+    assert other not in kept
+    await assert_error(await client.get(f"/api/tasks/{other}/transcript"), 404, "UNKNOWN_TASK")

@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,9 @@ class Tasks:
         self._unsaved: set[str] = set()
         # Deletions begun so far: a read that overlapped one reads again (see get()).
         self._deletions = 0
+        # Called with the id once a task's row is deleted (DELETE, retention), rolled back or
+        # not: what keeps a copy of its data (Transcripts' latest revisions) forgets it.
+        self.on_delete: list[Callable[[str], None]] = []
 
     def work_dir(self, task_id: str) -> Path:
         return self.files_dir / task_id
@@ -273,7 +276,11 @@ class Tasks:
         self.uploads.pop(task_id, None)
         self._finished.pop(task_id, None)
         self._deletions += 1  # before the DELETE is queued, so a read after it sees it done
-        await self.store.delete(task_id)
+        try:
+            await self.store.delete(task_id)
+        finally:
+            for forget in self.on_delete:
+                forget(task_id)
         self.hub.forget(task_id)
         shutil.rmtree(self.work_dir(task_id), ignore_errors=True)
 

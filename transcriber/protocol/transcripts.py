@@ -1,5 +1,5 @@
 """A transcript as the API serves it after the run: a revision (the json format, speakers by
-name), and a page of search hits across every transcript.
+name), what an edit changed, and a page of search hits across every transcript.
 
 The server builds these answers as plain dicts (a long transcript is not copied into models
 on every read); tests/test_schema.py checks that what it sends is exactly these models.
@@ -60,6 +60,25 @@ class TranscriptRevision(BaseModel):
     revision: int = Field(ge=0)
     source: Literal["model", "edit", "rediarize"]
     speaker_names: dict[str, str] = Field(description="Label -> the name given to it.")
+
+
+class ChangedSegment(Segment):
+    index: int = Field(ge=0, description="Its place in the transcript's segments.")
+
+
+class RevisionChange(BaseModel):
+    """What an edit changed, the answer to `Prefer: return=minimal`: the new revision's
+    number, its speaker names, and the segment the edit replaced (none for a rename: apply
+    the names to each segment's speaker_label). Its size does not grow with the transcript."""
+
+    model_config = _EXACT
+
+    revision: int = Field(ge=1)
+    source: Literal["edit"]
+    speaker_names: dict[str, str] = Field(description="Label -> the name given to it: all.")
+    segments: list[ChangedSegment] = Field(
+        description="The segment edited, speakers by name as in the revision."
+    )
 
 
 class HitLinks(BaseModel):

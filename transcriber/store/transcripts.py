@@ -154,29 +154,32 @@ class TranscriptStore:
             task_id, last["revision"], last["attempt"], last["source"], last["created_at"], data
         )
 
-    async def add(self, revision: Revision, segments: list[tuple[Any, ...]]) -> None:
+    async def add(self, revision: Revision, segments: list[tuple[Any, ...]]) -> bool:
         """Save a new revision and make its segments the searchable ones, in one transaction.
 
         `segments` are (index, start, end, speaker name, text) rows. A revision number that is
-        taken raises sqlite3.IntegrityError and changes nothing; a deleted task's saves nothing.
+        taken raises sqlite3.IntegrityError and changes nothing; a deleted task's saves nothing
+        and returns False.
         """
         if len(segments) > MAX_SEGMENTS:
             raise ValueError(f"{len(segments)} segments; the index holds {MAX_SEGMENTS} a task")
         async with transaction(self._db) as db:
-            await _insert(db, revision, "full", revision.data)
+            saved = await _insert(db, revision, "full", revision.data)
             await db.execute("DELETE FROM segments WHERE task_id = ?", (revision.task_id,))
             await db.executemany(
                 'INSERT INTO segments (rowid, task_id, idx, start, "end", speaker, text)'
                 f" SELECT (rowid << {TASK_SHIFT}) + ?, id, ?, ?, ?, ?, ? FROM tasks WHERE id = ?",
                 [(MAX_SEGMENTS - 1 - row[0], *row, revision.task_id) for row in segments],
             )
+        return saved
 
     async def add_edit(
         self, revision: Revision, previous: dict[str, Any], rows: list[tuple[Any, ...]]
-    ) -> None:
+    ) -> bool:
         """Save an edit of the latest revision (whose data is `previous`): what it changed, or
         the whole transcript when the last full row is FULL_EVERY revisions back; and update
-        the `segments` rows it changed (`rows`, as for add), in one transaction.
+        the `segments` rows it changed (`rows`, as for add), in one transaction. False when
+        the task is deleted (nothing saved).
 
         ValueError when the edit changed anything but segments (not their number) and names.
         """
@@ -189,14 +192,15 @@ class TranscriptStore:
                 row = await cur.fetchone()
             base = row[0] if row else None
             if base is None or revision.revision - base >= FULL_EVERY:
-                await _insert(db, revision, "full", revision.data)
+                saved = await _insert(db, revision, "full", revision.data)
             else:
-                await _insert(db, revision, "delta", delta)
+                saved = await _insert(db, revision, "delta", delta)
             await db.executemany(
                 'UPDATE segments SET start = ?, "end" = ?, speaker = ?, text = ?'
                 " WHERE task_id = ? AND idx = ?",
                 [(*changed[1:], revision.task_id, changed[0]) for changed in rows],
             )
+        return saved
 
     async def unimported(self, after: str, limit: int) -> list[str]:
         """Up to `limit` complete tasks whose latest run's output is not a revision yet, in id
@@ -239,10 +243,10 @@ class TranscriptStore:
 
 async def _insert(
     db: aiosqlite.Connection, revision: Revision, kind: str, data: dict[str, Any]
-) -> None:
+) -> bool:
     # Only for a task that still exists: an edit that lost the race with a DELETE (or a
     # retention sweep) leaves no revision behind that nothing would ever remove.
-    await db.execute(
+    cursor = await db.execute(
         "INSERT INTO revisions (task_id, revision, attempt, source, created_at, kind, data)"
         " SELECT id, ?, ?, ?, ?, ?, ? FROM tasks WHERE id = ?",
         (
@@ -255,6 +259,7 @@ async def _insert(
             revision.task_id,
         ),
     )
+    return cursor.rowcount == 1
 
 
 _DELTA_KEYS = ("segments", "speaker_names")

@@ -29,7 +29,7 @@ from transcriber.protocol.openai import (
 from transcriber.protocol.options import Options
 from transcriber.protocol.server import Health, PublicHealth, SessionState, SignIn, StageSaved
 from transcriber.protocol.snapshot import NewTask, Snapshot, TaskList
-from transcriber.protocol.transcripts import SearchPage, TranscriptRevision
+from transcriber.protocol.transcripts import RevisionChange, SearchPage, TranscriptRevision
 from transcriber.web.params import (
     AttemptQuery,
     LongPoll,
@@ -94,10 +94,24 @@ _PART = "The bytes a Range header asked for"
 def _edit(summary: str, body: type[BaseModel]) -> Route:
     return Route(
         summary,
-        {200: _json(TranscriptRevision, "The new revision", ETag="Its tag, for the next If-Match")},
+        {
+            200: _json(
+                (TranscriptRevision, RevisionChange),
+                "The new revision; with Prefer: return=minimal, only what changed",
+                **{
+                    "ETag": "Its tag, for the next If-Match",
+                    "Preference-Applied": "return=minimal when the answer is only what changed",
+                    "Vary": "Prefer: the answer depends on it",
+                },
+            )
+        },
         (400, 404, 409, 412),
         body={JSON: body},
-        headers={"If-Match": "The ETag of the revision edited; 412 when it is not the latest."},
+        headers={
+            "If-Match": "The ETag of the revision edited; 412 when it is not the latest.",
+            "Prefer": "return=minimal (RFC 7240): answer with only what changed (RevisionChange),"
+            " the same size however long the transcript; without it, the whole new revision.",
+        },
     )
 
 

@@ -187,13 +187,24 @@ def named(data: dict[str, Any]) -> dict[str, Any]:
     names = data.get("speaker_names") or {}
     result = copy.deepcopy(data)
     for segment in result["segments"]:
-        label = segment.get("speaker")
-        if label:
-            segment["speaker"] = names.get(label, label)
-            segment["speaker_label"] = label
-        for word in segment.get("words", ()):
-            if word.get("speaker"):
-                word["speaker"] = names.get(word["speaker"], word["speaker"])
+        _apply_names(segment, names)
     for turn in result.get("turns", ()):
         turn["speaker"] = names.get(turn["speaker"], turn["speaker"])
     return result
+
+
+def named_segment(segment: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """One segment as named() shows it, without copying the rest of the transcript."""
+    result = copy.deepcopy(segment)
+    _apply_names(result, names)
+    return result
+
+
+def _apply_names(segment: dict[str, Any], names: dict[str, str]) -> None:
+    label = segment.get("speaker")
+    if label:
+        segment["speaker"] = names.get(label, label)
+        segment["speaker_label"] = label
+    for word in segment.get("words", ()):
+        if word.get("speaker"):
+            word["speaker"] = names.get(word["speaker"], word["speaker"])

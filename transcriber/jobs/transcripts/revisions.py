@@ -6,14 +6,17 @@ diarization the next revision, with the text edits carried over (jobs/edits.py).
 task are serialized by a lock; If-Match with the revision's ETag guards against a stale tab.
 An edit stores only what it changed (and a full copy every FULL_EVERY revisions) and updates
 only the search rows it changed (store/transcripts.py): its writes do not grow with the
-transcript.
+transcript. Nor does what it reads: the latest revision of the transcripts used last stays in
+memory (Transcripts' `_latest`, KEEP_LATEST tasks and KEEP_SEGMENTS segments at most), so an
+edit does not read and parse the last full copy again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -30,6 +33,12 @@ log = logging.getLogger(__name__)
 Edit = Callable[[dict[str, Any]], dict[str, Any]]
 # Tasks a search's catch-up takes from the database at once.
 SYNC_BATCH = 50
+# The latest revisions kept in memory: at most this many tasks' and this many segments in all
+# (parsed, a segment with its word timings takes about 5 KiB: 2,700 of a 3-hour transcript
+# 14.5 MB, so about 50 MB in all). The one used last stays even when it alone is more: an edit
+# of it holds it in memory anyway.
+KEEP_LATEST = 16
+KEEP_SEGMENTS = 10_000
 
 
 def etag(revision: Revision) -> str:
@@ -66,11 +75,79 @@ def changed_rows(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[Any, ..
 
 
 class Transcripts:
-    def __init__(self, tasks: Tasks, store: TranscriptStore) -> None:
+    """The one writer of revisions (under each task's lock), and so the keeper of the latest
+    revision of the transcripts used last: filled by every read and write under the lock,
+    replaced by each new revision (an edit, a re-run's output), dropped when a write fails or
+    the task is deleted (Tasks.on_delete: DELETE and retention). A revision read or written
+    across a deletion is not kept (the deletion may be its task's). Nothing changes a
+    revision's data once made (edits copy what they change), so readers share it."""
+
+    def __init__(
+        self,
+        tasks: Tasks,
+        store: TranscriptStore,
+        keep_latest: int = KEEP_LATEST,
+        keep_segments: int = KEEP_SEGMENTS,
+    ) -> None:
         self.tasks = tasks
         self.store = store
         # One lock per task while anyone holds or awaits it: (lock, holders and waiters).
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._latest: OrderedDict[str, Revision] = OrderedDict()  # least recently used first
+        self._kept_segments = 0
+        self._keep_latest, self._keep_segments = keep_latest, keep_segments
+        self._deletions = 0  # tasks deleted so far
+        tasks.on_delete.append(self.forget)
+
+    def forget(self, task_id: str) -> None:
+        """The task is deleted: its revision leaves memory, and one read or saved meanwhile
+        is not kept."""
+        self._deletions += 1
+        self._drop(task_id)
+
+    def _drop(self, task_id: str) -> None:
+        gone = self._latest.pop(task_id, None)
+        if gone is not None:
+            self._kept_segments -= len(gone.data["segments"])
+
+    def _keep(self, revision: Revision, deletions: int) -> None:
+        """`revision` is its task's latest, read or saved under the task's lock since
+        `deletions` was counted."""
+        self._drop(revision.task_id)
+        if deletions != self._deletions:
+            return
+        self._latest[revision.task_id] = revision
+        self._kept_segments += len(revision.data["segments"])
+        while len(self._latest) > 1 and (
+            len(self._latest) > self._keep_latest or self._kept_segments > self._keep_segments
+        ):
+            self._drop(next(iter(self._latest)))
+
+    async def _read_latest(self, task_id: str) -> Revision | None:
+        """The latest revision, from memory or else the database (then kept); under the lock."""
+        kept = self._latest.get(task_id)
+        if kept is not None:
+            self._latest.move_to_end(task_id)
+            return kept
+        deletions = self._deletions
+        found = await self.store.latest(task_id)
+        if found is not None:
+            self._keep(found, deletions)
+        return found
+
+    async def _saved(self, revision: Revision, save: Awaitable[bool]) -> None:
+        """Await the store's write of `revision`; keep it as the latest once saved. A failed
+        write (or one cancelled, which may still commit) leaves the database to say."""
+        deletions = self._deletions
+        try:
+            saved = await save
+        except BaseException:
+            self._drop(revision.task_id)
+            raise
+        if saved:
+            self._keep(revision, deletions)
+        else:
+            self._drop(revision.task_id)  # the task is gone
 
     @asynccontextmanager
     async def lock(self, task_id: str) -> AsyncIterator[None]:
@@ -130,7 +207,7 @@ class Transcripts:
 
     async def imported(self, task: Task) -> Revision | None:
         """The latest revision, after saving the output of a run that completed since."""
-        latest = await self.store.latest(task.id)
+        latest = await self._read_latest(task.id)
         if task.stage != Stage.COMPLETE or (latest is not None and latest.attempt >= task.attempt):
             return latest
         try:
@@ -143,7 +220,7 @@ class Transcripts:
         else:
             data = carry_text_edits(latest.data, output)
             new = Revision(task.id, latest.revision + 1, task.attempt, "rediarize", now_iso(), data)
-        await self.store.add(new, segment_rows(new.data))
+        await self._saved(new, self.store.add(new, segment_rows(new.data)))
         return new
 
     async def change(self, task_id: str, if_match: str | None, edit: Edit) -> Revision:
@@ -163,7 +240,8 @@ class Transcripts:
             check_if_match(if_match, latest)
             data = edit(latest.data)
             new = Revision(task_id, latest.revision + 1, latest.attempt, "edit", now_iso(), data)
-            await self.store.add_edit(new, latest.data, changed_rows(latest.data, data))
+            rows = changed_rows(latest.data, data)
+            await self._saved(new, self.store.add_edit(new, latest.data, rows))
             try:
                 await self.tasks.update(task_id, detail=f"Revision {new.revision} saved")
             except KeyError:
