@@ -73,6 +73,9 @@ export class ResultView {
       this.news.clear();
       // An edit anywhere publishes "Revision N saved": fetch the transcript again.
       const key = `${snap.id}:${snap.attempt}:${snap.detail}`;
+      // Except the page's own edit: its minimal answer already brought what changed.
+      const own = this.data && snap.detail === `Revision ${this.data.revision} saved`;
+      if (own) this.loaded = key;
       if (this.loaded !== key) {
         this.loaded = key;
         this.load(snap);

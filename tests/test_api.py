@@ -270,3 +270,11 @@ async def test_audio_download_supports_range(client: Any, wav_bytes: bytes) -> N
     assert await resp.read() == wav_bytes[4:12]
     full = await client.get(f"/api/tasks/{snap['id']}/audio")
     assert await full.read() == wav_bytes
+
+
+async def test_a_cursor_past_sqlites_integers_is_a_bad_request(client: Any) -> None:
+    # Found by schemathesis: a 19-digit row number overflowed the query (500).
+    cursor = "2026-01-01T00:00:00.000Z_9999999999999999999"
+    resp = await client.get("/api/tasks", params={"before": cursor})
+    error = await assert_error(resp, 400, "BAD_REQUEST")
+    assert error["message"] == "before must be the 'next' of a previous page."

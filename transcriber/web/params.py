@@ -30,8 +30,9 @@ from transcriber.protocol.options import MAX_SPEAKERS
 MAX_WAIT = 60
 # SQLite's integers have 64 bits: a larger number would fail the query (500), not answer 400.
 MAX_STORED = 2**62
-# The `next` of a page of tasks: the created_at and row of its last task.
-CURSOR = r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)_(\d{1,19})$"
+# The `next` of a page of tasks: the created_at and row of its last task (a rowid has at most
+# 18 digits here: 19 could pass SQLite's 64-bit integers and fail the query with a 500).
+CURSOR = r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)_(\d{1,18})$"
 
 
 class PathParams(BaseModel):
