@@ -16,6 +16,16 @@ diarizer marks there), and each true speaker's speech and the part of it nobody 
 --bias SILENCE,OVERLAP adds those log-probabilities to segmentation-3.0's powerset classes of no
 speaker and of two speakers before it picks one class per frame: below 0 for silence finds more
 speech, above 0 for overlap more overlap (round 4 in docs/benchmarks.md).
+
+    .venv/bin/python bench/bench_diarize.py --loop tst00,tst01,dev00,dev01 --loop-minutes 4,30
+    .venv/bin/python bench/bench_diarize.py --loop dev00,dev01,trn07,trn08 --jitter
+
+--loop lays the named AMI excerpts end to end and repeats them to each length of --loop-minutes
+(a long meeting of the same people), diarizes that with "bundled" (the rule) and scores it
+against the excerpts' RTTMs moved to each copy: the whole file (one mapping of labels for all
+the copies) and each copy alone; the two are close when the labels stay the same from copy to
+copy. --jitter puts 0.1-0.9 s of silence (seeded) before every excerpt, so that no two copies
+give the same windows ("Long recordings of the same people" in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -213,6 +223,60 @@ def long_file(runs: dict[str, Run], minutes: float) -> None:
         print(f"| {name} | {rtf:.3f} | {len(hyp.labels())} speakers |", flush=True)
 
 
+def looped(
+    files: dict[str, tuple[Path, Annotation]], names: list[str], seconds: float, jitter: bool
+) -> tuple[np.ndarray, Annotation, list[float]]:
+    """The excerpts end to end, repeated to `seconds`; their turns moved along; copy starts."""
+    rng = np.random.default_rng(0)
+    pieces: list[np.ndarray] = []
+    ref, at, starts, total = Annotation(uri="a"), 0.0, [], int(seconds * 16000)
+    while at * 16000 < total:
+        starts.append(at)
+        for name in names:
+            wav, turns = files[name]
+            audio = load_audio(wav)
+            if jitter:
+                gap = np.zeros(int(rng.uniform(0.1, 0.9) * 16000), dtype=audio.dtype)
+                pieces.append(gap)
+                at += len(gap) / 16000
+            for segment, _, label in turns.itertracks(yield_label=True):
+                if at + segment.start < seconds:
+                    ref[Segment(at + segment.start, min(at + segment.end, seconds))] = label
+            pieces.append(audio)
+            at += len(audio) / 16000
+    return np.concatenate(pieces)[:total], ref, starts
+
+
+def loop_table(
+    files: dict[str, tuple[Path, Annotation]],
+    run: Run,
+    names: list[str],
+    minutes: list[float],
+    jitter: bool,
+) -> None:
+    """Speakers found and DER on the excerpts looped to each length (see --loop)."""
+    voices = {label for n in names for label in files[n][1].labels()}
+    print(f"{'+'.join(names)} looped{' with jitter' if jitter else ''}: {len(voices)} voices\n")
+    print(
+        "| minutes | speakers found/true | DER c0, whole | DER c0 per copy: mean (min-max) | RTF |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for length in minutes:
+        seconds = length * 60
+        audio, ref, starts = looped(files, names, seconds, jitter)
+        hyp, rtf = timed(run, audio, {})
+        whole = score(ref, hyp, seconds, 0.0)
+        ends = [*starts[1:], seconds]
+        copies = [
+            float(DiarizationErrorRate(collar=0.0)(ref, hyp, uem=Segment(a, b)))
+            for a, b in zip(starts, ends, strict=True)
+            if b - a > 10  # a last copy cut to a few seconds says little
+        ]
+        each = f"{statistics.mean(copies):.1%} ({min(copies):.1%}-{max(copies):.1%})"
+        found = f"{len(hyp.labels())}/{len(ref.labels())}"
+        print(f"| {length:g} | {found} | {whole:.1%} | {each} | {rtf:.3f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -220,6 +284,9 @@ def main() -> None:
     parser.add_argument("--oracle-count", action="store_true", help="give the true count")
     parser.add_argument("--breakdown", action="store_true", help="where the error comes from")
     parser.add_argument("--bias", help="SILENCE,OVERLAP log-probability biases (see above)")
+    parser.add_argument("--loop", help="AMI excerpts to lay end to end and repeat (see above)")
+    parser.add_argument("--loop-minutes", default="4,8,15,30", help="lengths for --loop")
+    parser.add_argument("--jitter", action="store_true", help="with --loop: silences between")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     models = Config.from_env().models_dir
@@ -233,6 +300,11 @@ def main() -> None:
         print(f"segmentation biases: silence {silence:+g}, overlap {overlap:+g}")
     runs = methods(diarizer)
     print(f"load average {os.getloadavg()[0]:.1f}, device {args.device}\n")
+    if args.loop:
+        rule = runs["bundled, rule (step 0.1 up to 2 min on CPU)"]
+        lengths = [float(m) for m in args.loop_minutes.split(",")]
+        loop_table(files, rule, args.loop.split(","), lengths, args.jitter)
+        return
     if args.breakdown:
         breakdown(files, runs["bundled, rule (step 0.1 up to 2 min on CPU)"])
         return
