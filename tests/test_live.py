@@ -217,3 +217,30 @@ async def test_a_restart_resumes_inside_the_transcribing_stage(tmp_path: Path) -
     assert [s["text"] for s in before] == TEXTS[:2]
     # Only the pieces after those stored were transcribed again: less than the whole stage.
     assert transcript["timings"]["transcribing"] < 6 * 0.8
+
+
+async def test_a_subscriber_that_never_reads_is_dropped_without_growing_memory(
+    make_client: ClientFactory, ten_seconds: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transcriber.web import ws as ws_module
+    from transcriber.web.keys import HUB
+
+    monkeypatch.setattr(ws_module, "MAX_BACKLOG", 20)
+    client = await make_client(plumbing_stage_seconds=30.0)
+    task = await (await upload(client, ten_seconds)).json()
+    hub = client.server.app[HUB]
+    async with client.ws_connect("/api/ws") as ws:
+        await receive(ws)
+        await ws.send_json({"type": "subscribe", "task_id": task["id"], "last_segment": -1})
+        assert (await receive(ws))["type"] == "task"
+        outbox = next(iter(hub._subscribers[task["id"]]))
+        text = {"index": 0, "start": 0.0, "end": 1.0, "text": "x" * 1000, "speaker": None}
+        message = {"type": "segments", "task_id": task["id"], "seq": 1, "segments": [text]}
+        for _ in range(500):  # all at once: the sender gets no turn in between
+            hub.announce(task["id"], message)
+        assert len(outbox.items) <= 20  # held no more than the backlog
+        while (msg := await ws.receive(timeout=10)).type == WSMsgType.TEXT:
+            pass
+        assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+        assert ws.close_code == 1008
+    await client.post(f"/api/tasks/{task['id']}/cancel")

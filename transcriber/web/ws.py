@@ -44,7 +44,10 @@ class Outbox:
 
     def push(self, message: dict[str, Any]) -> None:
         if len(self.items) >= MAX_BACKLOG:
+            # Not reading: nothing more is held for it; the sender closes it (1008).
             self.overflow = True
+            self.ready.set()
+            return
         self.items.append(message)
         self.ready.set()
 
