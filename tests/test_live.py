@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -215,8 +216,10 @@ async def test_a_restart_resumes_inside_the_transcribing_stage(tmp_path: Path) -
         transcript = await (await session.get(json_url)).json()
     server.stop()
     assert [s["text"] for s in before] == TEXTS[:2]
-    # Only the pieces after those stored were transcribed again: less than the whole stage.
-    assert transcript["timings"]["transcribing"] < 6 * 0.8
+    # Only the pieces after those stored were transcribed again (the worker says where it
+    # resumed; a timing would flake on a busy machine).
+    assert re.search(r"resuming after piece [1-4] of 5", server.log.read_text())
+    assert transcript["timings"]["transcribing"] < 6
 
 
 async def test_a_subscriber_that_never_reads_is_dropped_without_growing_memory(

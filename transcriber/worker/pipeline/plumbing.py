@@ -8,6 +8,7 @@ interrupt signal too, like a call that never gives control back.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -19,6 +20,7 @@ from transcriber.worker.pipeline.audio import probe
 from transcriber.worker.pipeline.types import LiveText, ProgressFn, Resume, Segment, Transcript
 
 STEPS = 10
+log = logging.getLogger(__name__)
 
 
 class Context:
@@ -46,6 +48,8 @@ class Context:
         transcript = _transcript(duration)
         kept = self.resume.pieces if self.resume is not None else 0
         start = kept if 0 < kept <= len(transcript.segments) else 0
+        if start:
+            log.info("resuming after piece %d of %d", start, len(transcript.segments))
         # A resumed run has only the rest to do: it takes that share of the stage's time.
         wait = (
             self.stage_seconds
