@@ -11,9 +11,7 @@ page. The screenshot of provisional text goes to docs/screenshots/ with UPDATE_S
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,16 +24,12 @@ from transcriber.config import Config
 from transcriber.worker import assets
 
 from .browser import collect_errors, launch
-from .conftest import tone_wav
-from .serverproc import ROOT, ServerProcess, Switch, running_proxy
+from .serverproc import ServerProcess, Switch, running_proxy
+from .test_page import StartServer, shot, start_server, wav_file
 
 pytestmark = pytest.mark.browser
+__all__ = ["start_server", "wav_file"]  # fixtures, used by name
 
-SHOTS = (
-    ROOT / "docs" / "screenshots"
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
-    else Path(tempfile.gettempdir()) / "transcriber-screenshots"
-)
 PLUMBING = [f"Plumbing segment {n}." for n in range(1, 6)]
 
 # Installed before the page's scripts: every distinct [stage of the selected task, provisional
@@ -102,8 +96,6 @@ WIRE = """(() => {
   window.WebSocket.prototype = Native.prototype;
 })()"""
 
-StartServer = Callable[..., ServerProcess]
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
@@ -129,34 +121,6 @@ def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
     for page, errors in pages:
         page.context.close()
         assert not errors, f"uncaught errors or CSP violations in the page: {errors}"
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    servers: list[ServerProcess] = []
-
-    def start(*args: str, stage_seconds: float = 1.0) -> ServerProcess:
-        env = {"TRANSCRIBER_PLUMBING_STAGE_SECONDS": str(stage_seconds)}
-        server = ServerProcess(tmp_path / "data", "--pipeline", "plumbing", *args, env=env)
-        servers.append(server)
-        return server.start()
-
-    yield start
-    for server in servers:
-        if server.proc is not None and server.proc.poll() is None:
-            server.stop()
-
-
-@pytest.fixture
-def wav_file(tmp_path: Path) -> Path:
-    path = tmp_path / "tone.wav"
-    path.write_bytes(tone_wav(seconds=10))
-    return path
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SHOTS / name)
 
 
 def upload(page: Page, *files: Path) -> None:
