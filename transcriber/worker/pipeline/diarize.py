@@ -11,6 +11,7 @@ Anything else is handed to Pipeline.from_pretrained (a hub name with a token, or
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -229,18 +230,41 @@ def _overlap(start: float, end: float, turn: Turn) -> float:
     return max(0.0, min(end, turn.end) - max(start, turn.start))
 
 
-def _speaker_at(start: float, end: float, turns: list[Turn]) -> str | None:
+class _TurnIndex:
+    """The turns by start, to find those overlapping a word without scanning them all: for
+    four hours, every word against every turn took 20 s after the last progress call."""
+
+    def __init__(self, turns: list[Turn]) -> None:
+        self.given = turns
+        self.turns = sorted(turns, key=lambda t: t.start)
+        self.starts = [t.start for t in self.turns]
+        self.longest = max((t.end - t.start for t in self.turns), default=0.0)
+        # A tie between speakers goes to the one whose first turn comes first in `turns`, as
+        # when every turn was scanned in order.
+        self.rank: dict[str, int] = {}
+        for turn in turns:
+            self.rank.setdefault(turn.speaker, len(self.rank))
+
+    def near(self, start: float, end: float) -> list[Turn]:
+        """Every turn that may overlap [start, end] (none that starts at or after `end`)."""
+        lo = bisect.bisect_left(self.starts, start - self.longest)
+        hi = bisect.bisect_left(self.starts, end)
+        return self.turns[lo:hi]
+
+
+def _speaker_at(start: float, end: float, index: _TurnIndex) -> str | None:
     """The speaker overlapping [start, end] the longest; else the one whose turn is nearest."""
-    if not turns:
+    if not index.turns:
         return None
     by_speaker: dict[str, float] = defaultdict(float)
-    for turn in turns:
+    for turn in index.near(start, end):
         by_speaker[turn.speaker] += _overlap(start, end, turn)
-    best = max(by_speaker, key=lambda s: by_speaker[s])
-    if by_speaker[best] > 0:
-        return best
+    if by_speaker:
+        best = max(by_speaker, key=lambda s: (by_speaker[s], -index.rank[s]))
+        if by_speaker[best] > 0:
+            return best
     mid = (start + end) / 2
-    nearest = min(turns, key=lambda t: max(t.start - mid, mid - t.end, 0.0))
+    nearest = min(index.given, key=lambda t: max(t.start - mid, mid - t.end, 0.0))
     return nearest.speaker
 
 
@@ -255,8 +279,9 @@ def _majority(words: list[Word]) -> str | None:
 
 def assign_speakers(transcript: Transcript, turns: list[Turn]) -> Transcript:
     """Set word.speaker and segment.speaker in place from the turns; returns the transcript."""
+    index = _TurnIndex(turns)
     for segment in transcript.segments:
         for word in segment.words:
-            word.speaker = _speaker_at(word.start, word.end, turns)
-        segment.speaker = _majority(segment.words) or _speaker_at(segment.start, segment.end, turns)
+            word.speaker = _speaker_at(word.start, word.end, index)
+        segment.speaker = _majority(segment.words) or _speaker_at(segment.start, segment.end, index)
     return transcript
