@@ -22,7 +22,7 @@ from .media import SOURCE
 def worker_pid(client: Any) -> int:
     executor = client.app[RUNNER].executor
     assert isinstance(executor, LocalExecutor)
-    (pid,) = executor._slots[0].pool._processes.keys()
+    (pid,) = executor._slots[0].worker.pool._processes.keys()
     return int(pid)
 
 

@@ -49,7 +49,7 @@ def make_job(folder: Path, task_id: str, stage_seconds: float) -> Job:
 
 
 def slot_pid(executor: LocalExecutor, slot: int) -> int:
-    (pid,) = executor._slots[slot].pool._processes.keys()
+    (pid,) = executor._slots[slot].worker.pool._processes.keys()
     return int(pid)
 
 

@@ -30,7 +30,6 @@ class _Slot:
 
     def __init__(self, threads: int, loop: asyncio.AbstractEventLoop) -> None:
         self.worker = WorkerSlot(threads)
-        self.pool = self.worker.pool
         self.messages: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read, args=(loop,), daemon=True)
@@ -97,7 +96,7 @@ class LocalExecutor:
         self._jobs[slot] = job
         try:
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._slots[slot].pool, worker.run_job, job)
+            result = await loop.run_in_executor(self._slots[slot].worker.pool, worker.run_job, job)
             # Progress travels on the slot's channel: hand all of it over before the result.
             with suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), 10)
