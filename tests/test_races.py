@@ -28,6 +28,7 @@ from transcriber.web.keys import RUNNER, TASKS
 from transcriber.worker.job import Job, JobResult
 
 from .conftest import ClientFactory, upload, wait_for_stage
+from .daskcluster import until
 from .test_jobcontrol import FakeExecutor, MakeRunner, idle, make_runner, new_task, settled
 
 __all__ = ["make_runner"]  # the fixture, used by name
@@ -206,6 +207,8 @@ async def test_a_retry_inside_the_cancel_grace_waits_for_the_old_worker_to_be_ki
     await runner.enqueue(task.id, (Stage.CANCELLED,), interruptions=0)
     second = await settled(tasks, task.id, Stage.TRANSCRIBING)
     assert second.attempt == 2
+    # the stage is written before the slot hands the job to the executor: wait for the hand-over
+    await until(lambda: len(executor.started) == 2, 10, "the second attempt to start")
     assert executor.killed == [task.id]  # the watchdog still found the first attempt
     assert executor.overlapped == [False, False]  # never two attempts in one folder
     assert runner.busy == 1
