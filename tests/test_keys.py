@@ -9,6 +9,7 @@ import io
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,18 @@ from .serverproc import ROOT
 
 
 def run_keys(data_dir: Path, *argv: str) -> tuple[int, str, str]:
-    """`transcriber keys ...` in this process: its exit code, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        args = parse(["keys", *argv[:1], "--data-dir", str(data_dir), *argv[1:]])
-        code = args.func(args)
-    return code, out.getvalue(), err.getvalue()
+    """`transcriber keys ...` in this process: its exit code, stdout and stderr. In a thread of
+    its own, as the command runs its own event loop (a browser test's thread has one)."""
+
+    def command() -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            args = parse(["keys", *argv[:1], "--data-dir", str(data_dir), *argv[1:]])
+            code = args.func(args)
+        return code, out.getvalue(), err.getvalue()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(command).result()
 
 
 def add_key(data_dir: Path, name: str, *flags: str) -> str:
