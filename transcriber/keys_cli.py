@@ -82,6 +82,8 @@ async def _run(args: argparse.Namespace, db_path: Path) -> int:
 
 
 def _print_table(rows: list[ApiKey]) -> None:
+    if not rows:
+        print("no keys: the server takes only its --token, or nothing at all", file=sys.stderr)
     print(f"{'name':<32}  {'admin':<5}  {'created':<24}  last used")
     for row in rows:
         admin = "yes" if row.admin else "no"
