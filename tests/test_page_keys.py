@@ -20,7 +20,7 @@ from transcriber.jobs.access import KEYS_TTL
 from .browser import collect_errors, launch
 from .conftest import tone_wav
 from .test_keys import add_key, run_keys
-from .test_page import StartServer, start_server, task_card
+from .test_page import StartServer, shot, start_server, task_card
 
 pytestmark = pytest.mark.browser
 __all__ = ["start_server"]  # a fixture, used by name
@@ -100,6 +100,7 @@ def test_owners_the_admin_filter_and_a_revoked_key(
     everyone.check()
     expect(task_card(admin, "alice.wav")).to_contain_text("by alice")
     expect(admin.locator("#task-list > li")).to_have_count(2)
+    shot(admin, "keys-owners.png")
 
     person = new_page(browser, errors)
     sign_in(person, server.url, alice)
