@@ -189,12 +189,18 @@ async def test_a_revoked_key_is_refused_and_signs_its_browsers_out(
     mine = await client.post("/api/tasks", json={"filename": "t.wav"}, headers=token)
     assert (await mine.json())["owner"] == "admin"
 
+    socket = await client.ws_connect("/api/ws", headers=bearer(key))
+    assert (await socket.receive_json(timeout=5))["type"] == "hello"
     await asyncio.to_thread(run_keys, data, "revoke", "alice")
 
     async def refused() -> bool:
         return (await client.get("/api/tasks", headers=bearer(key))).status == 401
 
     await eventually(refused)
+    # A socket opened with the key is closed too: it would go on receiving snapshots.
+    closing = await socket.receive(timeout=KEYS_TTL + 3)
+    assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1008)
+    await socket.close()
     await assert_error(await client.get("/api/tasks"), 401, "UNAUTHORIZED")  # the cookie
     state = await (await client.get("/api/session")).json()
     assert state == {"token_required": True, "signed_in": False, "name": None, "admin": False}
