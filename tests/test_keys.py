@@ -179,6 +179,13 @@ async def test_a_revoked_key_is_refused_and_signs_its_browsers_out(
     }
     cookie = signed.cookies["transcriber_session"]
     assert cookie["httponly"] and cookie["samesite"] == "Strict" and key not in cookie.value
+    # The cookie is tied to the key: what is stored is its digest, as the key's own is.
+    alice_row = key_rows(data)[0]
+    assert alice_row[2] == hashlib.sha256(cookie.value.encode()).hexdigest()
+    assert cookie.value not in str(key_rows(data))
+    await assert_error(
+        await client.get("/api/tasks", headers=bearer(cookie.value)), 401, "UNAUTHORIZED"
+    )
     state = await (await client.get("/api/session")).json()
     assert (state["signed_in"], state["name"]) == (True, "alice")
     made = await client.post("/api/tasks", json={"filename": "page.wav"}, headers=own)

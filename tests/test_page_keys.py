@@ -38,7 +38,7 @@ def new_page(browser: Browser, errors: list[str]) -> Page:
     return page
 
 
-def upload_as(url: str, key: str, filename: str) -> str:
+def upload_as(url: str, key: str, filename: str, owner: str) -> str:
     """A task made by a program with this key: a raw upload of a short tone."""
     request = urllib.request.Request(
         f"{url}/api/tasks?filename={filename}&diarize=false",
@@ -48,7 +48,7 @@ def upload_as(url: str, key: str, filename: str) -> str:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         snap = json.load(response)
-    assert snap["owner"] != "" and snap["filename"] == filename
+    assert (snap["owner"], snap["filename"]) == (owner, filename)
     return str(snap["id"])
 
 
@@ -83,8 +83,8 @@ def test_owners_the_admin_filter_and_a_revoked_key(
     alice = add_key(data, "alice")
     carol = add_key(data, "carol", "--admin")
     server = start_server("--token", "page-admin-token", "--visibility", "own", stage_seconds=0.1)
-    upload_as(server.url, alice, "alice.wav")
-    upload_as(server.url, carol, "carol.wav")
+    upload_as(server.url, alice, "alice.wav", "alice")
+    upload_as(server.url, carol, "carol.wav", "carol")
     errors: list[str] = []
 
     admin = new_page(browser, errors)
