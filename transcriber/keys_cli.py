@@ -61,21 +61,21 @@ def keys(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace, db_path: Path) -> int:
     store = await Store.open(db_path)
     try:
-        ring = KeyStore(store.db)
+        stored = KeyStore(store.db)
         if args.action == "add":
             key, row = new_key(args.name, args.admin)
-            await ring.add(row)
+            await stored.add(row)
             kind = "an admin key" if args.admin else "a key"
             print(f"{kind} for {row.name}; it is shown only this once:", file=sys.stderr)
             print(key)
             return 0
         if args.action == "revoke":
-            if not await ring.revoke(args.name):
+            if not await stored.revoke(args.name):
                 print(f"transcriber: no key named {args.name!r}", file=sys.stderr)
                 return EXIT_REFUSED
             print(f"revoked the key of {args.name}", file=sys.stderr)
             return 0
-        _print_table(await ring.all())
+        _print_table(await stored.all())
         return 0
     finally:
         await store.close()
