@@ -9,7 +9,7 @@ import time
 from contextlib import suppress
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
 from transcriber.jobs.hub import Hub, Snapshot
@@ -17,7 +17,8 @@ from transcriber.protocol.errors import ApiError, error_body
 from transcriber.protocol.messages import PROTOCOL, ClientMessage, Ping, Subscribe, Unsubscribe
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
-from transcriber.web.keys import CONFIG, HUB, RUNNER, SOCKETS, TASKS
+from transcriber.web.auth import credential_holder, person, required
+from transcriber.web.keys import CONFIG, HUB, KEYRING, RUNNER, SOCKETS, TASKS
 from transcriber.web.security import origin_allowed
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     subscriptions: set[str] = set()
     sender = asyncio.create_task(_send(ws, outbox, hub))
     beat = asyncio.create_task(_heartbeat(outbox, config.heartbeat))
+    signed_in = asyncio.create_task(_keep_signed_in(request, ws))
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -118,12 +120,25 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     finally:
         for task_id in subscriptions:
             hub.unsubscribe(task_id, outbox)
-        for task in (sender, beat):
+        for task in (sender, beat, signed_in):
             task.cancel()
             with suppress(asyncio.CancelledError, ConnectionError):
                 await task
         request.app[SOCKETS].discard(ws)
     return ws
+
+
+async def _keep_signed_in(request: web.Request, ws: web.WebSocketResponse) -> None:
+    """A socket may stay open for hours: once the key it was opened with is revoked (or keys
+    appear on a server that had no credentials) it is closed, as a new request would be
+    refused; the page then asks to sign in again."""
+    ring = request.app[KEYRING]
+    while not ws.closed:
+        await asyncio.sleep(ring.ttl)
+        await ring.fresh()
+        if required(request) and await credential_holder(request) is None:
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"signed out")
+            return
 
 
 async def _send(ws: web.WebSocketResponse, outbox: Outbox, hub: Hub) -> None:
@@ -206,6 +221,8 @@ async def _subscribe(
     task_id = message.task_id
     hub: Hub = request.app[HUB]
     task = await request.app[TASKS].get(task_id)
+    if task is not None and not person(request).may_see(request.app[CONFIG].visibility, task.owner):
+        task = None  # answered as a task that does not exist
     if task is not None and task.stage == Stage.QUEUED:
         await request.app[RUNNER].show_position(task_id)
     snapshot = hub.latest(task_id)
