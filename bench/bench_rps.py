@@ -11,6 +11,9 @@ The client is wrk when installed (`apt-get install wrk`), which leaves the CPU t
 otherwise aiohttp's client in this process (then the client itself may be the limit).
 
     .venv/bin/python bench/bench_rps.py [--connections 16] [--seconds 5] [--rounds 3]
+
+`--route segments` measures GET /api/tasks/{id}/segments (the completed task's final segments)
+instead, against the trivial handler returning that same body.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ def serve_trivial(port: int, snapshot_file: str, access_log: bool) -> None:
         return web.json_response(snapshot)
 
     app = web.Application()
+    # The one body, whichever route is measured (--route).
     app.add_routes([web.get("/api/tasks/{task_id}", task)])
+    app.add_routes([web.get("/api/tasks/{task_id}/segments", task)])
     web.run_app(app, host="127.0.0.1", port=port, print=None)
 
 
@@ -126,6 +131,7 @@ def main() -> None:
         metavar="REF",
         help="also serve git REF (a worktree) as target 'before': the cost of a change",
     )
+    parser.add_argument("--route", choices=["snapshot", "segments"], default="snapshot")
     parser.add_argument("--serve-trivial", nargs=2, metavar=("PORT", "SNAPSHOT"))
     parser.add_argument("--access-log", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -142,8 +148,11 @@ def main() -> None:
         servers = {"real": real}
         try:
             snapshot = prepare_task(real.url)
+            tail = "/segments" if args.route == "segments" else ""
+            with urllib.request.urlopen(f"{real.url}/api/tasks/{snapshot['id']}{tail}") as r:
+                body = json.load(r)  # what the trivial handler answers, the same size
             snap_file = tmp / "snapshot.json"
-            snap_file.write_text(json.dumps(snapshot))
+            snap_file.write_text(json.dumps(body))
             trivial_cmd = [sys.executable, __file__, "--serve-trivial", "{port}", str(snap_file)]
             servers["trivial"] = Server(tmp, cmd=trivial_cmd, name="trivial")
             if not args.no_access_log_target:
@@ -153,20 +162,20 @@ def main() -> None:
             for name, server in servers.items():
                 if name != "real":
                     server.start(ready_path=f"/api/tasks/{snapshot['id']}")
-            paths = {name: f"/api/tasks/{snapshot['id']}" for name in servers}
+            paths = {name: f"/api/tasks/{snapshot['id']}{tail}" for name in servers}
             if args.compare:
                 before = Server(
                     tmp, *plumbing_args(), name="before", root=worktree(tmp, args.compare)
                 )
                 servers["before"] = before.start()
-                paths["before"] = f"/api/tasks/{prepare_task(before.url)['id']}"
+                paths["before"] = f"/api/tasks/{prepare_task(before.url)['id']}{tail}"
             results = rounds(servers, paths, load, args)
         finally:
             for server in servers.values():
                 server.stop()
             if args.compare:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "before-src")])
-    report(results, snapshot, client, args)
+    report(results, body, client, args)
 
 
 def worktree(tmp: Path, ref: str) -> Path:
@@ -203,7 +212,8 @@ def report(
     size = len(json.dumps(snapshot))
     print(f"machine: {machine_note()}")
     print(
-        f"GET /api/tasks/{{id}} ({size}-byte snapshot), client {client}, "
+        f"GET /api/tasks/{{id}}{'/segments' if args.route == 'segments' else ''} ({size}-byte"
+        f" body), client {client}, "
         f"{args.connections} keep-alive connections, {args.rounds} x {args.seconds:g} s per target"
     )
     print(

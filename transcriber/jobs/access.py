@@ -116,8 +116,13 @@ class KeyRing:
         """Whether any key exists (as last read): keys switch authentication on."""
         return bool(self._keys)
 
+    @property
+    def stale(self) -> bool:
+        """Whether fresh() would read SQLite again (a request need not await it otherwise)."""
+        return time.monotonic() - self._read_at >= self.ttl
+
     async def fresh(self) -> tuple[ApiKey, ...]:
-        if time.monotonic() - self._read_at >= self.ttl:
+        if self.stale:
             async with self._lock:  # one read for all the requests that found it stale
                 if time.monotonic() - self._read_at >= self.ttl:
                     self._keys = tuple(await self.store.all())
