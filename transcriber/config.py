@@ -119,6 +119,20 @@ class Config:
     )
     insecure: bool = setting(False, "dask: plain TCP without certificates, on loopback only")
     max_jobs: int = setting(64, "dask: most jobs running at once across all nodes")
+    webhook_hosts: tuple[str, ...] = setting(
+        (),
+        "comma-separated hosts a task's callback_url may name: a name or address (http and"
+        " private addresses allowed), '*.example.org' or '*' (https, public addresses only);"
+        " none: webhooks off",
+    )
+    webhook_secret: str | None = setting(
+        None, "whsec_<base64 key> webhooks are signed with (Standard Webhooks)"
+    )
+    webhook_timeout: float = setting(10.0, "seconds one webhook attempt may take")
+    webhook_backoff: tuple[float, ...] = setting(
+        (5.0, 30.0, 120.0, 300.0, 600.0, 1200.0, 1200.0),
+        "comma-separated seconds between a webhook's attempts; after the last, it has failed",
+    )
 
     def __post_init__(self) -> None:
         if self.pipeline not in PIPELINES:
@@ -153,6 +167,17 @@ class Config:
             raise ValueError("max_queue must be positive and min_free_disk not negative")
         if self.executor == "dask":
             self._check_cluster()
+        self._check_webhooks()
+
+    def _check_webhooks(self) -> None:
+        from transcriber.jobs.webhooks.signing import webhook_key
+
+        if self.webhook_secret is not None:
+            webhook_key(self.webhook_secret)  # a garbled secret stops the start
+        elif self.webhook_hosts:
+            raise ValueError("webhook_hosts needs webhook_secret (whsec_ and a base64 key)")
+        if self.webhook_timeout <= 0 or any(s < 0 for s in self.webhook_backoff):
+            raise ValueError("webhook_timeout must be positive and webhook_backoff not negative")
 
     def _check_cluster(self) -> None:
         from transcriber.node.tls import is_loopback
@@ -230,7 +255,11 @@ def parse_value(name: str, raw: str) -> Any:
     if kind is bool:
         return raw.lower() in ("1", "true", "yes", "on")
     if typing.get_origin(kind) is tuple:
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
+        item = typing.get_args(kind)[0]
+        try:
+            return tuple(item(part.strip()) for part in raw.split(",") if part.strip())
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from exc
     return kind(raw)
 
 

@@ -10,11 +10,12 @@ import shutil
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 
 from transcriber.jobs.hub import Hub
+from transcriber.jobs.webhooks.state import new_delivery
 from transcriber.protocol.errors import CODES, ApiError, reference, scrub
 from transcriber.protocol.stages import Stage, may_move
 from transcriber.store.db import Store
@@ -94,6 +95,9 @@ class Tasks:
         # Called with the id once a task's row is deleted (DELETE, retention), rolled back or
         # not: what keeps a copy of its data (Transcripts' latest revisions) forgets it.
         self.on_delete: list[Callable[[str], None]] = []
+        # Called with a task that has just ended owing a webhook, once it is written
+        # (jobs/webhooks/deliveries.py); a failure is logged, never the task's.
+        self.on_webhook: list[Callable[[Task], Awaitable[None]]] = []
 
     def work_dir(self, task_id: str) -> Path:
         return self.files_dir / task_id
@@ -169,13 +173,28 @@ class Tasks:
             new is not None and not may_move(current.stage, new)
         ):
             raise MoveRefused(current, new)
+        ending = new is not None and new.terminal and not current.stage.terminal
+        if ending and current.options.get("callback_url"):
+            # Owed in the same write as the end, so that a restart finds it.
+            changes["webhook"] = new_delivery()
         task = current.changed(**changes)
         self._cache[task_id] = task
         await self._save(task)
         if task_id in self._cache:  # not deleted while the row was being written
             self.hub.publish(task_json(task))
             self._retire(task)
+            if ending and "webhook" in changes:
+                await self._owe_webhook(task)
         return task
+
+    async def _owe_webhook(self, task: Task) -> None:
+        for owe in self.on_webhook:
+            try:
+                await owe(task)
+            except Exception:
+                log.exception(
+                    "task %s ended; its webhook will be taken up at the next start", task.id
+                )
 
     def _retire(self, task: Task) -> None:
         """Let the oldest finished tasks leave memory once more than KEEP_FINISHED finished."""

@@ -15,6 +15,7 @@ from transcriber.store.task import Task
 from transcriber.store.transaction import transaction
 from transcriber.store.transcripts import DELTAS_MIGRATION
 from transcriber.store.transcripts import MIGRATION as TRANSCRIPTS_MIGRATION
+from transcriber.store.webhooks import MIGRATION as WEBHOOKS_MIGRATION
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,14 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("transcript revisions, searchable segments and their FTS5 index", TRANSCRIPTS_MIGRATION),
     ("revisions stored as what an edit changed, with a full copy every so often", DELTAS_MIGRATION),
     ("live segments: the text a run sends while it transcribes", LIVE_MIGRATION),
+    ("webhook deliveries: their state on the task, pending messages kept", WEBHOOKS_MIGRATION),
 ]
 
 COLUMNS = (
     "id, seq, attempt, stage, progress, stage_progress, detail, filename, stored_name, options,"
     " duration, size, error, done_stages, created_at, updated_at, language, timings,"
-    " interruptions, request_key, seq_floor, media_type, segments_count, pieces_done"
+    " interruptions, request_key, seq_floor, media_type, segments_count, pieces_done,"
+    " webhook"
 )
 _UPDATES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[1:])
 
@@ -129,6 +132,7 @@ def _row_to_task(row: aiosqlite.Row) -> Task:
         media_type=row["media_type"],
         segments_count=row["segments_count"],
         pieces_done=row["pieces_done"],
+        webhook=json.loads(row["webhook"]) if row["webhook"] else None,
     )
 
 
@@ -158,6 +162,7 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.media_type,
         task.segments_count,
         task.pieces_done,
+        json.dumps(task.webhook) if task.webhook else None,
     )
 
 

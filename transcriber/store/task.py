@@ -52,6 +52,9 @@ class Task:
     # Pieces of the audio (worker/pipeline/transcribe.py) whose segments are all stored: a run
     # resumed inside the transcribing stage starts after them.
     pieces_done: int = 0
+    # The delivery of its callback_url webhook (jobs/webhooks): id, state, attempts, last
+    # answer, next try; None when it has none.
+    webhook: dict[str, Any] | None = None
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
 
@@ -80,6 +83,7 @@ def task_json(task: Task) -> dict[str, Any]:
         "updated_at": task.updated_at,
         "error": task.error,
         "segments_count": task.segments_count,
+        "webhook": task.webhook,
         "links": {
             "self": base,
             "transcript": f"{base}/transcript",

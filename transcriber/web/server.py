@@ -14,6 +14,7 @@ from transcriber.jobs.intake.admission import disk_warning
 from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.transcripts.revisions import Transcripts
+from transcriber.jobs.webhooks.deliveries import Deliveries
 from transcriber.store.db import Store
 from transcriber.store.transcripts import TranscriptStore
 from transcriber.web.auth import auth_middleware
@@ -48,6 +49,14 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Before the runner: a task that ends as the runner recovers already owes its webhook.
+    deliveries = Deliveries(app[TASKS], app[CONFIG])
+    await deliveries.start()
+    yield
+    await deliveries.stop()
+
+
 async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = Runner(app[CONFIG], app[TASKS], make_executor(app[CONFIG]))
     runner.on_complete = app[TRANSCRIPTS].index
@@ -76,6 +85,7 @@ def create_app(config: Config) -> web.Application:
     sockets: set[web.WebSocketResponse] = set()
     app[SOCKETS] = sockets
     app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(webhooks_ctx)
     app.cleanup_ctx.append(runner_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_response_prepare.append(security_headers)
