@@ -117,13 +117,16 @@ async function finalText(id) {
 
 const PAGE_SIZE = 50;
 let nextPage = null; // the cursor of the next page of older tasks
+let ownerFilter = ""; // "me": an admin's own tasks only; "": everyone's
+let session = null; // GET /api/session: who this page acts as
 
 async function loadTasks({ more = false } = {}) {
   const slot = $("tasks-error");
   slot.replaceChildren();
   try {
     const after = more && nextPage ? `&before=${encodeURIComponent(nextPage)}` : "";
-    const page = await api.get(`/api/tasks?limit=${PAGE_SIZE}${after}`);
+    const owner = ownerFilter ? `&owner=${ownerFilter}` : "";
+    const page = await api.get(`/api/tasks?limit=${PAGE_SIZE}${owner}${after}`);
     for (const snap of page.tasks) tasks.apply(snap);
     nextPage = page.next;
     $("more-tasks").hidden = !nextPage;
@@ -190,6 +193,23 @@ async function showRetention() {
   }
 }
 
+// Who is signed in: their name, each card's owner, and for an admin the mine/everyone filter.
+function showSession(state) {
+  session = state;
+  const named = Boolean(state?.token_required && state.signed_in && state.name);
+  $("who").hidden = !named;
+  $("who").textContent = named ? `Signed in as ${state.name}` : "";
+  tasks.showOwner = Boolean(state?.token_required);
+  $("owner-filter").hidden = !(named && state.admin);
+}
+
+$("owner-filter").addEventListener("change", (event) => {
+  ownerFilter = event.target.value;
+  nextPage = null;
+  if (ownerFilter) tasks.keepOnly((snap) => snap.owner === session?.name);
+  loadTasks();
+});
+
 let started = false;
 
 function start() {
@@ -219,7 +239,7 @@ $("sign-in-form").addEventListener("submit", async (event) => {
   const slot = $("sign-in-error");
   slot.replaceChildren();
   try {
-    await api.post("/api/session", { token: $("token").value });
+    showSession(await api.post("/api/session", { token: $("token").value }));
     $("token").value = "";
     $("sign-out").hidden = false;
     start();
@@ -235,9 +255,10 @@ $("sign-out").addEventListener("click", async () => {
 
 async function boot() {
   // A server that is down is not a reason to sign in: start, and show it as Disconnected.
-  const session = await api.get("/api/session").catch(() => null);
-  $("sign-out").hidden = !session?.signed_in;
-  if (session?.token_required && !session.signed_in) askToken();
+  const state = await api.get("/api/session").catch(() => null);
+  showSession(state);
+  $("sign-out").hidden = !state?.signed_in;
+  if (state?.token_required && !state.signed_in) askToken();
   else start();
 }
 

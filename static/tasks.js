@@ -26,6 +26,8 @@ export class TaskList {
     this.onRemove = onRemove;
     this.items = new Map();
     this.selected = null;
+    // Whose task each card is, shown once the server has keys or a token (signed-in people).
+    this.showOwner = false;
   }
 
   seq(id) {
@@ -80,6 +82,13 @@ export class TaskList {
     this.items.delete(id);
     this.empty.hidden = this.items.size > 0;
     this.onRemove(id);
+  }
+
+  // Take away the cards a filter no longer shows; uploads in progress stay.
+  keepOnly(wanted) {
+    for (const [id, item] of [...this.items]) {
+      if (!wanted(item.snap) && !item.upload) this.remove(id);
+    }
   }
 
   select(id) {
@@ -203,6 +212,7 @@ export class TaskList {
 
   meta(snap) {
     const parts = [when(snap.created_at)];
+    if (this.showOwner && snap.owner) parts.push(`by ${snap.owner}`);
     if (snap.duration != null) parts.push(clock(snap.duration));
     const language = snap.language || snap.options?.language;
     if (language) parts.push(languageName(language));

@@ -279,8 +279,9 @@ async def test_answers_about_the_server_are_the_models(client: Any) -> None:
     assert (health.pipeline, health.workers.total, health.retention_days) == ("plumbing", 1, None)
     for method in (client.get, client.delete):
         state = await (await method("/api/session")).text()
+        # Without credentials everyone acts as the admin.
         assert SessionState.model_validate_json(state, strict=True) == SessionState(
-            token_required=False, signed_in=False
+            token_required=False, signed_in=False, name="admin", admin=True
         )
     models = ModelList.model_validate_json(await (await client.get("/v1/models")).text())
     assert models.data[0].id == "base"

@@ -178,13 +178,19 @@ async def test_token_by_cookie_for_the_page_and_bearer_for_programs(
             await session.get("/api/tasks", params={"token": "s3cret-token"}), 401, "UNAUTHORIZED"
         )
         state = await (await session.get("/api/session")).json()
-        assert state == {"token_required": True, "signed_in": False}
+        assert state == {"token_required": True, "signed_in": False, "name": None, "admin": False}
         bad = await session.post("/api/session", json={"token": "wrong"}, headers=own)
         await assert_error(bad, 401, "UNAUTHORIZED")
         good = await session.post("/api/session", json={"token": "s3cret-token"}, headers=own)
         assert good.status == 200
         cookie = good.headers["Set-Cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "s3cret" not in cookie
+        assert await good.json() == {
+            "token_required": True,
+            "signed_in": True,
+            "name": "admin",
+            "admin": True,
+        }
         assert (await session.get("/api/tasks")).status == 200
         # A change by cookie from another site is refused; from the page it goes through.
         cross = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}

@@ -39,6 +39,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_args(sub)
     _certs_args(sub)
+    from transcriber.keys_cli import add_keys_command
+
+    add_keys_command(sub)
     from transcriber.node.main import add_node_command
 
     add_node_command(sub)

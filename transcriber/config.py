@@ -22,6 +22,7 @@ ALIGNERS = ("whisper", "ctc")
 BUNDLED_MODELS = ("base", "tiny.en")
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("local", "dask")
+VISIBILITIES = ("all", "own")
 
 
 def setting(default: Any = None, help: str = "", choices: tuple[str, ...] = (), **kw: Any) -> Any:
@@ -53,7 +54,15 @@ class Config:
     max_upload_bytes: int = setting(4 * 1024**3, "upload size cap in bytes (4 GiB)")
     max_audio_seconds: float = setting(6 * 3600.0, "audio duration cap in seconds (6 h)")
     heartbeat: float = setting(30.0, "WebSocket heartbeat in seconds")
-    token: str | None = setting(None, "require this bearer token")
+    token: str | None = setting(
+        None, "require this bearer token; it is also the admin's key (`transcriber keys`)"
+    )
+    visibility: str = setting(
+        "all",
+        "with keys per person: 'own' shows each person only the tasks made with their key"
+        " (admin keys and the token see all)",
+        VISIBILITIES,
+    )
     allowed_origins: tuple[str, ...] = setting(
         (), "comma-separated extra origins (scheme://host[:port]) for the page and WebSocket"
     )
@@ -143,6 +152,8 @@ class Config:
             raise ValueError(f"aligner must be one of {ALIGNERS}, not {self.aligner!r}")
         if self.aligner == "ctc" and not self.align_model:
             raise ValueError("aligner ctc needs align_model (a bundle name or a model folder)")
+        if self.visibility not in VISIBILITIES:
+            raise ValueError(f"visibility must be one of {VISIBILITIES}, not {self.visibility!r}")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         if self.max_uploads < 1 or self.max_models < 1:

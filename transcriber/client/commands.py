@@ -222,11 +222,12 @@ async def _get(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _list(client: Client, args: argparse.Namespace) -> int:
-    page = await client.call("GET", "/api/tasks", params={"limit": str(args.limit)})
+    params = {"limit": str(args.limit)} | ({"owner": "me"} if args.mine else {})
+    page = await client.call("GET", "/api/tasks", params=params)
     for t in page["tasks"]:
         print(
             f"{t['id']}  {t['created_at'][:19]}  {t['stage']:<12} {t['progress']:>3}%  "
-            f"{t['filename']}"
+            f"{t['owner']:<12} {t['filename']}"
         )
     return 0
 
@@ -264,7 +265,11 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     common.add_argument(
         "--server", default=os.environ.get("TRANSCRIBER_URL", "http://127.0.0.1:8000")
     )
-    common.add_argument("--token", default=os.environ.get("TRANSCRIBER_TOKEN"))
+    common.add_argument(
+        "--token",
+        default=os.environ.get("TRANSCRIBER_TOKEN"),
+        help="the server's token or your key (TRANSCRIBER_TOKEN)",
+    )
     p = sub.add_parser("submit", parents=[common], help="upload files (and follow them)")
     p.add_argument("files", nargs="+")
     p.add_argument("--follow", action="store_true", help="show progress until the end")
@@ -291,6 +296,7 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("-o", "--output")
     p = sub.add_parser("list", parents=[common], help="recent tasks")
     p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--mine", action="store_true", help="only the tasks made with my key")
     p = sub.add_parser("cancel", parents=[common], help="cancel a task")
     p.add_argument("id")
     for name in COMMANDS:

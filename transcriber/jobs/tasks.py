@@ -20,7 +20,7 @@ from transcriber.protocol.errors import CODES, ApiError, reference, scrub
 from transcriber.protocol.stages import Stage, may_move
 from transcriber.store.db import Store
 from transcriber.store.live import LiveSegments
-from transcriber.store.task import Task, task_json
+from transcriber.store.task import ADMIN_OWNER, Task, task_json
 from transcriber.store.transaction import DiskFull
 
 log = logging.getLogger(__name__)
@@ -133,15 +133,23 @@ class Tasks:
     def current(self, task_id: str) -> Task | None:
         return self._cache.get(task_id)
 
-    async def create(self, filename: str, options: dict[str, Any], suffix: str) -> Task:
-        """A new task in stage uploading; TOO_MANY_UPLOADS when --max-uploads are under way
-        (counted and claimed with no await between, so racing creates cannot pass it)."""
+    async def create(
+        self, filename: str, options: dict[str, Any], suffix: str, owner: str = ADMIN_OWNER
+    ) -> Task:
+        """A new task in stage uploading, made by `owner` (a key's name, ADMIN_OWNER or
+        WATCH_OWNER); TOO_MANY_UPLOADS when --max-uploads are under way (counted and claimed
+        with no await between, so racing creates cannot pass it)."""
         if self.max_uploads is not None:
             check_uploads(self.max_uploads, len(self.uploads))
         task_id = new_task_id()
         self.uploads[task_id] = time.monotonic()
         task = Task(
-            id=task_id, filename=filename, stored_name="source" + suffix, options=options, seq=1
+            id=task_id,
+            filename=filename,
+            stored_name="source" + suffix,
+            options=options,
+            seq=1,
+            owner=owner,
         )
         self.work_dir(task_id).mkdir(parents=True, exist_ok=True)
         try:

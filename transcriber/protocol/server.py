@@ -41,18 +41,24 @@ class Health(PublicHealth):
 
 
 class SessionState(BaseModel):
-    """Whether the server needs a token, and whether this browser's session cookie is good."""
+    """Whether the server needs a token or key, whether this browser's session cookie is good,
+    and whom it signs in as."""
 
     model_config = _EXACT
 
-    token_required: bool
+    token_required: bool = Field(description="The server has a token or keys per person.")
     signed_in: bool
+    name: str | None = Field(
+        description="The owner name tasks made now get: the key's name, or 'admin' (the token,"
+        " or a server without credentials); null when not signed in."
+    )
+    admin: bool = Field(description="Sees every task, whatever --visibility says.")
 
 
 class SignIn(BaseModel):
     """The body of POST /api/session."""
 
-    token: str
+    token: str = Field(description="The server's token or a key (`transcriber keys add`).")
 
 
 class StageSaved(BaseModel):

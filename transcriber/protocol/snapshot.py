@@ -57,6 +57,10 @@ class Snapshot(BaseModel):
     stage_progress: int = Field(ge=0, le=100, description="Whole percent within the stage.")
     detail: str = Field(description="A short sub-line for a person.")
     filename: str
+    owner: str = Field(
+        description="Who made it: the name of the key it was made with; 'admin' with the"
+        " server's token or on a server without one; 'watch' for a watched folder's file."
+    )
     size: int = Field(ge=0, description="Bytes of the upload.")
     duration: float | None = Field(description="Seconds of audio, once known.")
     language: str | None = Field(description="The language spoken, once known.")
@@ -93,5 +97,9 @@ class NewTask(BaseModel):
     """The JSON body of POST /api/tasks: the first step of the two-step upload."""
 
     filename: str
+    owner: str = Field(
+        description="Who made it: the name of the key it was made with; 'admin' with the"
+        " server's token or on a server without one; 'watch' for a watched folder's file."
+    )
     size: int | None = Field(default=None, ge=0, description="Bytes the PUT will send.")
     options: Options | None = None

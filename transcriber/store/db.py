@@ -10,6 +10,7 @@ from typing import Any
 import aiosqlite
 
 from transcriber.protocol.stages import Stage
+from transcriber.store.apikeys import MIGRATION as KEYS_MIGRATION
 from transcriber.store.live import MIGRATION as LIVE_MIGRATION
 from transcriber.store.task import Task
 from transcriber.store.transaction import transaction
@@ -73,13 +74,14 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("transcript revisions, searchable segments and their FTS5 index", TRANSCRIPTS_MIGRATION),
     ("revisions stored as what an edit changed, with a full copy every so often", DELTAS_MIGRATION),
     ("live segments: the text a run sends while it transcribes", LIVE_MIGRATION),
+    ("keys per person, and the owner of each task", KEYS_MIGRATION),
     ("webhook deliveries: their state on the task, pending messages kept", WEBHOOKS_MIGRATION),
 ]
 
 COLUMNS = (
     "id, seq, attempt, stage, progress, stage_progress, detail, filename, stored_name, options,"
     " duration, size, error, done_stages, created_at, updated_at, language, timings,"
-    " interruptions, request_key, seq_floor, media_type, segments_count, pieces_done,"
+    " interruptions, request_key, seq_floor, media_type, segments_count, pieces_done, owner,"
     " webhook"
 )
 _UPDATES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[1:])
@@ -132,6 +134,7 @@ def _row_to_task(row: aiosqlite.Row) -> Task:
         media_type=row["media_type"],
         segments_count=row["segments_count"],
         pieces_done=row["pieces_done"],
+        owner=row["owner"],
         webhook=json.loads(row["webhook"]) if row["webhook"] else None,
     )
 
@@ -162,6 +165,7 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.media_type,
         task.segments_count,
         task.pieces_done,
+        task.owner,
         json.dumps(task.webhook) if task.webhook else None,
     )
 
@@ -216,23 +220,33 @@ class Store:
         return rows, total
 
     async def listing(
-        self, limit: int, offset: int = 0, before: tuple[str, int] | None = None
+        self,
+        limit: int,
+        offset: int = 0,
+        before: tuple[str, int] | None = None,
+        owner: str | None = None,
     ) -> tuple[list[Task], int, tuple[str, int] | None]:
-        """Newest first: a page of tasks, the total, and the cursor of the next page (None on
-        the last). A cursor (created_at, rowid) holds its place when tasks are added or
-        deleted meanwhile, which an offset does not."""
-        where, args = "", [limit + 1, offset]
-        args_with: list[object] = list(args)
+        """Newest first: a page of tasks (of one owner, if given), the total, and the cursor
+        of the next page (None on the last). A cursor (created_at, rowid) holds its place when
+        tasks are added or deleted meanwhile, which an offset does not."""
+        conditions: list[str] = []
+        args: list[object] = []
+        if owner is not None:
+            conditions.append("owner = ?")
+            args.append(owner)
+        counted = list(args)
         if before is not None:
-            where = "WHERE (created_at, rowid) < (?, ?)"
-            args_with = [*before, *args]
+            conditions.append("(created_at, rowid) < (?, ?)")
+            args.extend(before)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         async with self._db.execute(
             f"SELECT {COLUMNS}, rowid AS row_number FROM tasks {where}"
             " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-            args_with,
+            [*args, limit + 1, offset],
         ) as cur:
             rows = list(await cur.fetchall())
-        async with self._db.execute("SELECT COUNT(*) FROM tasks") as cur:
+        mine = "WHERE owner = ?" if owner is not None else ""
+        async with self._db.execute(f"SELECT COUNT(*) FROM tasks {mine}", counted) as cur:
             total = await cur.fetchone()
         cursor = None
         if len(rows) > limit:

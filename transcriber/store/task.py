@@ -10,6 +10,11 @@ from typing import Any
 from transcriber.protocol.options import DEFAULT_OPTIONS
 from transcriber.protocol.stages import Stage
 
+# The owner of tasks made with the server's token (or on a server without credentials), and of
+# tasks made from files dropped in a watched folder. No key may take either name.
+ADMIN_OWNER = "admin"
+WATCH_OWNER = "watch"
+
 
 def iso(moment: datetime) -> str:
     """A UTC time as stored and shown: milliseconds, with a Z."""
@@ -52,6 +57,9 @@ class Task:
     # Pieces of the audio (worker/pipeline/transcribe.py) whose segments are all stored: a run
     # resumed inside the transcribing stage starts after them.
     pieces_done: int = 0
+    # Who made it: the name of the key it was made with; ADMIN_OWNER with the server's token
+    # or on a server without credentials; WATCH_OWNER for files dropped in a watched folder.
+    owner: str = ADMIN_OWNER
     # The delivery of its callback_url webhook (jobs/webhooks): id, state, attempts, last
     # answer, next try; None when it has none.
     webhook: dict[str, Any] | None = None
@@ -75,6 +83,7 @@ def task_json(task: Task) -> dict[str, Any]:
         "stage_progress": task.stage_progress,
         "detail": task.detail,
         "filename": task.filename,
+        "owner": task.owner,
         "size": task.size,
         "duration": task.duration,
         "language": task.language,

@@ -214,19 +214,21 @@ class TranscriptStore:
             rows = await cur.fetchall()
         return [row[0] for row in rows]
 
-    async def search(self, match: str, limit: int, offset: int) -> list[Hit]:
-        """Segments whose text matches, newest task first, then in transcript order: the
-        rowid order (see TASK_SHIFT), so FTS5 stops after the page instead of sorting every
-        match of a common word."""
+    async def search(
+        self, match: str, limit: int, offset: int, owner: str | None = None
+    ) -> list[Hit]:
+        """Segments whose text matches (in `owner`'s tasks, if given), newest task first, then
+        in transcript order: the rowid order (see TASK_SHIFT), so FTS5 stops after the page
+        instead of sorting every match of a common word."""
         try:
             async with self._db.execute(
                 'SELECT s.task_id, t.filename, s.idx, s.start, s."end", s.speaker,'
                 " snippet(segments_fts, 0, ?, ?, '…', 16)"
                 " FROM segments_fts JOIN segments s ON s.rowid = segments_fts.rowid"
                 " JOIN tasks t ON t.id = s.task_id"
-                " WHERE segments_fts MATCH ?"
+                " WHERE segments_fts MATCH ? AND (? IS NULL OR t.owner = ?)"
                 " ORDER BY segments_fts.rowid DESC LIMIT ? OFFSET ?",
-                (MARK_OPEN, MARK_CLOSE, match, limit, offset),
+                (MARK_OPEN, MARK_CLOSE, match, owner, owner, limit, offset),
             ) as cur:
                 rows = await cur.fetchall()
         except sqlite3.OperationalError as exc:

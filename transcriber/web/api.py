@@ -18,7 +18,7 @@ from transcriber.protocol.errors import ApiError
 from transcriber.protocol.server import Health, PublicHealth, Workers
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, task_json
-from transcriber.web.auth import authorized
+from transcriber.web.auth import authorized, person
 from transcriber.web.forms import body_chunks, drain_form, form_until_file, part_chunks
 from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
 from transcriber.web.params import MAX_WAIT, LongPoll, TaskPage
@@ -70,7 +70,9 @@ async def _create_empty(request: web.Request) -> web.Response:
     if size is not None and size > request.app[CONFIG].max_upload_bytes:
         raise ApiError("FILE_TOO_LARGE", detail=f"declared size {size} bytes")
     filename = clean_filename(body["filename"])
-    task = await request.app[TASKS].create(filename, options, stored_suffix(filename))
+    task = await request.app[TASKS].create(
+        filename, options, stored_suffix(filename), person(request).name
+    )
     if size is not None:
         task = await request.app[TASKS].update(task.id, size=size, detail="Waiting for the file")
     return _created(task)
@@ -93,7 +95,9 @@ async def _create_raw(request: web.Request) -> web.Response:
     options = _options(request, query)
     filename = clean_filename(request.query.get("filename"))
     _check_declared(request, request.content_length)
-    task = await request.app[TASKS].create(filename, options, stored_suffix(filename))
+    task = await request.app[TASKS].create(
+        filename, options, stored_suffix(filename), person(request).name
+    )
     chunks = body_chunks(request)
     return await _finish_upload(request, task, chunks, request.content_length)
 
@@ -104,7 +108,9 @@ async def _create_multipart(request: web.Request) -> web.Response:
     options = _options(request, {name: values[0] for name, values in fields.items()})
     filename = clean_filename(part.filename)
     _check_declared(request, request.content_length)
-    task = await request.app[TASKS].create(filename, options, stored_suffix(filename))
+    task = await request.app[TASKS].create(
+        filename, options, stored_suffix(filename), person(request).name
+    )
     response = await _finish_upload(request, task, part_chunks(part), None, request.content_length)
     await drain_form(reader)
     return response
@@ -144,13 +150,23 @@ def _created(task: Task) -> web.Response:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    """Newest first. Page on with `before=<next>` from the previous page (or with offset)."""
+    """Newest first. Page on with `before=<next>` from the previous page (or with offset);
+    `owner=me` (or a key's name) lists one person's tasks. With --visibility own, a person
+    who is not an admin lists only their own whatever they ask."""
     page = query(request, TaskPage)
     before = None
     if page.before is not None:
         created_at, row = page.before.rsplit("_", 1)
         before = (created_at, int(row))
-    rows, total, following = await request.app[TASKS].store.listing(page.limit, page.offset, before)
+    who = person(request)
+    asked = who.name if page.owner == "me" else page.owner
+    seen = who.sees(request.app[CONFIG].visibility)
+    owner = seen if asked is None else asked
+    rows: list[Task] = []
+    total, following = 0, None
+    if seen is None or owner == seen:
+        store = request.app[TASKS].store
+        rows, total, following = await store.listing(page.limit, page.offset, before, owner)
     return web.json_response(
         {
             "tasks": [task_json(t) for t in rows],

@@ -24,6 +24,7 @@ from transcriber.jobs.transcripts.search import search as run_search
 from transcriber.protocol.errors import ApiError
 from transcriber.store.task import task_json
 from transcriber.store.transcripts import Revision
+from transcriber.web.auth import person
 from transcriber.web.keys import CONFIG, RUNNER, TRANSCRIPTS
 from transcriber.web.params import SearchQuery
 from transcriber.web.parsing import json_body, query
@@ -116,5 +117,6 @@ async def rediarize(request: web.Request) -> web.Response:
 async def search(request: web.Request) -> web.Response:
     asked = query(request, SearchQuery)
     limit = max(1, asked.limit)
-    page = await run_search(request.app[TRANSCRIPTS], asked.q, limit, asked.offset)
+    owner = person(request).sees(request.app[CONFIG].visibility)
+    page = await run_search(request.app[TRANSCRIPTS], asked.q, limit, asked.offset, owner)
     return web.json_response(page.model_dump())

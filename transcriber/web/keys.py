@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from transcriber.config import Config
+from transcriber.jobs.access import KeyRing, Person
 from transcriber.jobs.hub import Hub
 from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
@@ -17,6 +18,10 @@ HUB = web.AppKey("hub", Hub)
 TASKS = web.AppKey("tasks", Tasks)
 RUNNER = web.AppKey("runner", Runner)
 TRANSCRIPTS = web.AppKey("transcripts", Transcripts)
+KEYRING = web.AppKey("keyring", KeyRing)
+# Who a request acts as (web/auth.py); unset on a request to an /api/ path without a good
+# credential, which only the open paths (health, session) get to see.
+PERSON = web.RequestKey("person", Person)
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
 # The Host names this server answers to without a token (web/security.py), worked out once.
 HOST_NAMES: web.AppKey[frozenset[str]] = web.AppKey("host_names")

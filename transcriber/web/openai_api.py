@@ -36,6 +36,7 @@ from transcriber.protocol.openai import (
 )
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, iso
+from transcriber.web.auth import person
 from transcriber.web.forms import drain_form, form_until_file, part_chunks
 from transcriber.web.keys import CONFIG, HUB, RUNNER, TASKS
 from transcriber.web.openai_stream import joined_text, stream_transcript, task_error
@@ -147,8 +148,10 @@ async def _ingest_file(
     options = _options(fields, request.app[CONFIG].client_models)
     filename = clean_filename(part.filename)
     tasks = request.app[TASKS]
-    task = await tasks.create(filename, options, stored_suffix(filename))
-    digest = hashlib.sha256(json.dumps([options, filename]).encode())
+    owner = person(request).name
+    task = await tasks.create(filename, options, stored_suffix(filename), owner)
+    # The owner is part of the request: a retry joins its own task, never another person's.
+    digest = hashlib.sha256(json.dumps([options, filename, owner]).encode())
     app = request.app
     task = await ingest(
         app[TASKS], app[CONFIG], task, part_chunks(part), request.content_length, False, digest

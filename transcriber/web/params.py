@@ -23,6 +23,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from transcriber.formats import FORMATS
+from transcriber.jobs.access import NAME_PATTERN
 from transcriber.jobs.transcripts.edits import MAX_NAME, MAX_TEXT
 from transcriber.protocol.options import MAX_SPEAKERS
 
@@ -45,6 +46,11 @@ class PathParams(BaseModel):
 
 class TaskPage(BaseModel):
     limit: int = Field(default=50, ge=1, le=200, description="Tasks per page.")
+    owner: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="Only this owner's tasks: `me` (the caller), a key's name, admin or watch.",
+    )
     offset: int = Field(default=0, ge=0, le=10**9, description="Tasks to skip.")
     before: str | None = Field(
         default=None, pattern=CURSOR, description="The `next` cursor of the previous page."

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from transcriber.web import api, auth, edits, nodes, openai_api, openapi, results, ws
+from transcriber.web import api, edits, nodes, openai_api, openapi, results, session, ws
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 NODE_STAGE = "/internal/nodes/tasks/{task_id}/stages/{stage}"
@@ -22,9 +22,9 @@ def setup_routes(app: web.Application) -> None:
             web.get("/", index, name="index"),
             web.get("/api/health", api.health, name="health"),
             web.get("/api/openapi.json", openapi.document, name="openapi"),
-            web.get("/api/session", auth.session_state, name="session"),
-            web.post("/api/session", auth.sign_in, name="sign_in"),
-            web.delete("/api/session", auth.sign_out, name="sign_out"),
+            web.get("/api/session", session.session_state, name="session"),
+            web.post("/api/session", session.sign_in, name="sign_in"),
+            web.delete("/api/session", session.sign_out, name="sign_out"),
             web.get("/api/ws", ws.websocket, name="ws"),
             web.get("/api/tasks", api.list_tasks, name="tasks"),
             web.post("/api/tasks", api.create_task, name="create_task"),

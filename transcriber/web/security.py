@@ -9,7 +9,7 @@ from aiohttp import web
 
 from transcriber.config import Config
 from transcriber.protocol.errors import ApiError
-from transcriber.web.keys import CONFIG, HOST_NAMES, HOST_VERDICTS
+from transcriber.web.keys import CONFIG, HOST_NAMES, HOST_VERDICTS, KEYRING
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
@@ -62,8 +62,9 @@ def host_names(config: Config) -> frozenset[str]:
 
 
 def host_allowed(request: web.Request) -> bool:
-    """Without a token, only names of this server: DNS rebinding brings other names here."""
-    if request.app[CONFIG].token:
+    """Without a token or keys, only names of this server: DNS rebinding brings other names
+    here."""
+    if request.app[CONFIG].token or request.app[KEYRING].active:
         return True
     host = request.host or ""
     verdicts = request.app[HOST_VERDICTS]

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import WSCloseCode, web
 
 from transcriber.config import Config
+from transcriber.jobs.access import KeyRing
 from transcriber.jobs.engines.engine import make_executor
 from transcriber.jobs.hub import Hub
 from transcriber.jobs.intake.admission import disk_warning
@@ -15,6 +16,7 @@ from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.transcripts.revisions import Transcripts
 from transcriber.jobs.webhooks.deliveries import Deliveries
+from transcriber.store.apikeys import KeyStore
 from transcriber.store.db import Store
 from transcriber.store.transcripts import TranscriptStore
 from transcriber.web.auth import auth_middleware
@@ -23,6 +25,7 @@ from transcriber.web.keys import (
     HOST_NAMES,
     HOST_VERDICTS,
     HUB,
+    KEYRING,
     RUNNER,
     SOCKETS,
     STORE,
@@ -45,6 +48,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[TASKS] = Tasks(store, app[HUB], config.files_dir, config.max_uploads)
     app[TRANSCRIPTS] = Transcripts(app[TASKS], TranscriptStore(store.db))
+    app[KEYRING] = KeyRing(KeyStore(store.db))
     yield
     await store.close()
 

@@ -17,6 +17,7 @@ from transcriber.protocol.errors import ApiError, error_body
 from transcriber.protocol.messages import PROTOCOL, ClientMessage, Ping, Subscribe, Unsubscribe
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
+from transcriber.web.auth import person
 from transcriber.web.keys import CONFIG, HUB, RUNNER, SOCKETS, TASKS
 from transcriber.web.security import origin_allowed
 
@@ -206,6 +207,8 @@ async def _subscribe(
     task_id = message.task_id
     hub: Hub = request.app[HUB]
     task = await request.app[TASKS].get(task_id)
+    if task is not None and not person(request).may_see(request.app[CONFIG].visibility, task.owner):
+        task = None  # answered as a task that does not exist
     if task is not None and task.stage == Stage.QUEUED:
         await request.app[RUNNER].show_position(task_id)
     snapshot = hub.latest(task_id)

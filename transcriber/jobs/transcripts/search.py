@@ -51,9 +51,12 @@ def hit_model(hit: Hit) -> SearchHit:
     )
 
 
-async def search(transcripts: Transcripts, query: str, limit: int, offset: int) -> SearchPage:
-    """One page of hits, newest task first; `next_offset` is null on the last page. The query's
-    length and the page's bounds are the caller's (web/params.py SearchQuery)."""
+async def search(
+    transcripts: Transcripts, query: str, limit: int, offset: int, owner: str | None = None
+) -> SearchPage:
+    """One page of hits, newest task first (only in `owner`'s tasks, if given); `next_offset`
+    is null on the last page. The query's length and the page's bounds are the caller's
+    (web/params.py SearchQuery)."""
     if not query.strip():
         raise ApiError("BAD_REQUEST", "Type something to search for.", "q is empty")
     match = fts_query(query)
@@ -61,7 +64,7 @@ async def search(transcripts: Transcripts, query: str, limit: int, offset: int) 
         raise ApiError("BAD_REQUEST", "The search holds no words.", f"q={query[:100]!r}")
     await transcripts.sync()
     try:
-        hits = await transcripts.store.search(match, limit + 1, offset)
+        hits = await transcripts.store.search(match, limit + 1, offset, owner)
     except BadQuery as exc:
         raise ApiError("BAD_REQUEST", "The search could not be understood.", str(exc)) from exc
     more = len(hits) > limit
