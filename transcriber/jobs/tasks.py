@@ -95,9 +95,10 @@ class Tasks:
         # Called with the id once a task's row is deleted (DELETE, retention), rolled back or
         # not: what keeps a copy of its data (Transcripts' latest revisions) forgets it.
         self.on_delete: list[Callable[[str], None]] = []
-        # Called with a task that has just ended owing a webhook, once it is written
-        # (jobs/webhooks/deliveries.py); a failure is logged, never the task's.
-        self.on_webhook: list[Callable[[Task], Awaitable[None]]] = []
+        # Called with each task that has just ended (complete, failed, cancelled), once that is
+        # written: its webhook (jobs/webhooks), a watched file's outputs (jobs/watch). A
+        # failure is logged, never the task's.
+        self.on_end: list[Callable[[Task], Awaitable[None]]] = []
 
     def work_dir(self, task_id: str) -> Path:
         return self.files_dir / task_id
@@ -191,17 +192,17 @@ class Tasks:
         if task_id in self._cache:  # not deleted while the row was being written
             self.hub.publish(task_json(task))
             self._retire(task)
-            if ending and "webhook" in changes:
-                await self._owe_webhook(task)
+            if ending:
+                await self._ended(task)
         return task
 
-    async def _owe_webhook(self, task: Task) -> None:
-        for owe in self.on_webhook:
+    async def _ended(self, task: Task) -> None:
+        for hook in self.on_end:
             try:
-                await owe(task)
+                await hook(task)
             except Exception:
                 log.exception(
-                    "task %s ended; its webhook will be taken up at the next start", task.id
+                    "task %s ended; what follows its end is taken up at the next start", task.id
                 )
 
     def _retire(self, task: Task) -> None:

@@ -16,6 +16,7 @@ from transcriber.store.task import Task
 from transcriber.store.transaction import transaction
 from transcriber.store.transcripts import DELTAS_MIGRATION
 from transcriber.store.transcripts import MIGRATION as TRANSCRIPTS_MIGRATION
+from transcriber.store.watched import MIGRATION as WATCHED_MIGRATION
 from transcriber.store.webhooks import MIGRATION as WEBHOOKS_MIGRATION
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("live segments: the text a run sends while it transcribes", LIVE_MIGRATION),
     ("keys per person, and the owner of each task", KEYS_MIGRATION),
     ("webhook deliveries: their state on the task, pending messages kept", WEBHOOKS_MIGRATION),
+    ("watched folders: each file seen, and what became of it", WATCHED_MIGRATION),
 ]
 
 COLUMNS = (

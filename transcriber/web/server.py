@@ -15,6 +15,7 @@ from transcriber.jobs.intake.admission import disk_warning
 from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.transcripts.revisions import Transcripts
+from transcriber.jobs.watch.folder import Watcher
 from transcriber.jobs.webhooks.deliveries import Deliveries
 from transcriber.store.apikeys import KeyStore
 from transcriber.store.db import Store
@@ -70,6 +71,17 @@ async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
     await runner.stop()
 
 
+async def watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    if not config.watch:
+        yield
+        return
+    watcher = Watcher(app[TASKS], app[TRANSCRIPTS], config, app[RUNNER].enqueue)
+    await watcher.start()
+    yield
+    await watcher.stop()
+
+
 async def close_sockets(app: web.Application) -> None:
     # GOING_AWAY tells clients to reconnect, to this process's successor.
     sockets = app[SOCKETS]
@@ -91,6 +103,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(webhooks_ctx)
     app.cleanup_ctx.append(runner_ctx)
+    app.cleanup_ctx.append(watch_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_response_prepare.append(security_headers)
     setup_routes(app)

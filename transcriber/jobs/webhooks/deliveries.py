@@ -45,7 +45,7 @@ class Deliveries:
         self._slots = asyncio.Semaphore(MAX_SENDING)
         self._loop: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
-        tasks.on_webhook.append(self.owe)
+        tasks.on_end.append(self.owe)
 
     async def start(self) -> None:
         """Take up the deliveries a previous run left pending, then start the loop."""
@@ -72,8 +72,9 @@ class Deliveries:
                     await running
 
     async def owe(self, task: Task) -> None:
-        """A task has just ended owing a delivery (Tasks.on_webhook): keep its message."""
-        assert task.webhook is not None
+        """A task has just ended (Tasks.on_end): keep the message of the delivery it owes."""
+        if task.webhook is None:
+            return  # no callback_url
         await self._keep(task, task.webhook["id"])
         self._plan(task.webhook["id"], task.id, due_at(task.webhook))
 
