@@ -22,6 +22,7 @@ import srt
 from transcriber.config import Config
 
 from .conftest import ClientFactory, tone_wav
+from .speech_truth import SPEECH, truth, wer
 
 SETTLE = 0.3
 TEXT = ["Plumbing segment 1."]
@@ -252,3 +253,29 @@ def test_watch_flags_repeat() -> None:
 
     args = parse(["serve", "--watch", "/a", "--watch", "/b,/c", "--watch-formats", "srt"])
     assert args.watch == ["/a", "/b,/c"] and args.watch_formats == ["srt"]
+
+
+@pytest.mark.slow
+async def test_real_model_writes_the_spoken_text(make_client: ClientFactory, inbox: Path) -> None:
+    """tiny.en on the 23 s speech fixture, through a watched folder."""
+    client = await make_client(
+        **watching(
+            inbox,
+            pipeline="real",
+            model="tiny.en",
+            device="cpu",
+            watch_options='{"diarize": false, "word_timestamps": false}',
+        )
+    )
+    shutil.copy(SPEECH, inbox / "speech.wav")
+    await appear(inbox / "speech.json", inbox / "speech.txt", timeout=600)
+    data = json.loads((inbox / "speech.json").read_text())
+    heard = " ".join(s["text"] for s in data["segments"])
+    # tiny.en mishears a few words of it (0.19 here); the rest is word for word.
+    assert wer(heard, " ".join(t.word for t in truth())) < 0.25
+    assert "over the lazy dog" in heard and "at the old library" in heard
+    assert data["model"] == "tiny.en" and data["language"] == "en"
+    text = (inbox / "speech.txt").read_text()
+    assert "Please call Stella and ask her to bring these things" in text
+    (task,) = await all_tasks(client)
+    assert (task["owner"], task["stage"]) == ("watch", "complete")
