@@ -43,9 +43,11 @@ _BOOL = {
 
 
 def _http_url(value: str) -> bool:
-    """An absolute http(s) URL with a host, no user:password and no spaces or control
+    """An absolute http(s) URL in ASCII with a host, no user:password and no spaces or control
     characters (whether the server may send to it is the server's call: jobs/webhooks)."""
-    if len(value) > MAX_URL or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+    if len(value) > MAX_URL or not value.isascii():
+        return False  # a name in another script is sent in its xn-- form
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
         return False
     try:
         parts = urlsplit(value)
