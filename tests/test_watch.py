@@ -122,6 +122,23 @@ async def test_outputs_into_watch_out_with_options_and_formats(
     assert (task["options"]["diarize"], task["options"]["language"]) == (False, "en")
 
 
+async def test_files_wait_for_room_in_the_queue(
+    make_client: ClientFactory, inbox: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="transcriber.jobs.watch.folder")
+    client = await make_client(**watching(inbox, max_queue=1, plumbing_stage_seconds=0.4))
+    for name in ("a", "b", "c"):
+        (inbox / f"{name}.wav").write_bytes(tone_wav(1.0))
+    await appear(*(inbox / f"{name}.json" for name in "abc"))
+    waited = [r.getMessage() for r in caplog.records if " waits: " in r.getMessage()]
+    assert waited, "with --max-queue 1 and three files at once, one must wait"
+    assert len(waited) == len(set(waited))  # each said once, however long it waits
+    assert all(
+        m.endswith("The server has too many files waiting; try again later.") for m in waited
+    )
+    assert sorted(t["stage"] for t in await all_tasks(client)) == ["complete"] * 3
+
+
 async def test_a_failed_file_gets_an_error_file(make_client: ClientFactory, inbox: Path) -> None:
     client = await make_client(**watching(inbox, max_audio_seconds=1.0))
     (inbox / "long.wav").write_bytes(tone_wav(3.0))

@@ -76,7 +76,10 @@ async def watch_ctx(app: web.Application) -> AsyncIterator[None]:
     if not config.watch:
         yield
         return
-    watcher = Watcher(app[TASKS], app[TRANSCRIPTS], config, app[RUNNER].enqueue)
+    runner = app[RUNNER]
+    watcher = Watcher(
+        app[TASKS], app[TRANSCRIPTS], config, runner.enqueue, lambda: runner.queue_length
+    )
     await watcher.start()
     yield
     await watcher.stop()

@@ -22,6 +22,7 @@ from typing import Any
 from watchfiles import Change, awatch
 
 from transcriber.config import Config
+from transcriber.jobs.intake.admission import admit
 from transcriber.jobs.intake.ingest import ingest
 from transcriber.jobs.intake.upload import CHUNK, stored_suffix
 from transcriber.jobs.tasks import Tasks
@@ -68,9 +69,18 @@ def _stat(path: Path) -> os.stat_result | None:
 
 class Watcher:
     def __init__(
-        self, tasks: Tasks, transcripts: Transcripts, config: Config, enqueue: Enqueue
+        self,
+        tasks: Tasks,
+        transcripts: Transcripts,
+        config: Config,
+        enqueue: Enqueue,
+        waiting: Callable[[], int],
     ) -> None:
+        """`enqueue` queues a task (Runner.enqueue); `waiting` says how many wait (for
+        --max-queue)."""
         self.tasks, self.transcripts, self.enqueue = tasks, transcripts, enqueue
+        self.waiting = waiting
+        self._waiting: set[Path] = set()
         self.config = config
         self.folders = tuple(folder.resolve() for folder in config.watch)
         self.out_dir = config.watch_out
@@ -198,13 +208,18 @@ class Watcher:
 
     async def _submit(self, path: Path, seen: Seen) -> None:
         try:
+            # The limits of uploads hold here too; the file waits for room in the folder.
+            admit(self.config, self.waiting(), len(self.tasks.uploads))
             task = await self.tasks.create(
                 path.name, dict(self.options), stored_suffix(path.name), owner=WATCH_OWNER
             )
-        except ApiError as exc:  # too many uploads under way: later
-            log.warning("watched file %s waits: %s", path.name, exc.body["message"])
-            self._changed(path)
+        except ApiError as exc:
+            if path not in self._waiting:
+                log.warning("watched file %s waits: %s", path.name, exc.body["message"])
+            self._waiting.add(path)
+            self._changed(path)  # looked at again once --watch-settle has passed
             return
+        self._waiting.discard(path)
         await self.store.put(dataclasses.replace(seen, task_id=task.id))
         log.info("watched file %s is task %s", path.name, task.id)
         try:
