@@ -219,6 +219,31 @@ async def test_a_task_under_way_at_a_restart_gets_its_outputs_after(
     assert (task["stage"], task["attempt"]) == ("complete", 2)
 
 
+async def test_a_copy_cut_by_a_stop_is_taken_again(
+    make_client: ClientFactory, inbox: Path, tmp_path: Path
+) -> None:
+    """A stop during the copy into the data folder leaves the task in uploading; the restart
+    fails it UPLOAD_INCOMPLETE, which says nothing about the file: it is taken again."""
+    client = await make_client(**watching(inbox))
+    (inbox / "cut.wav").write_bytes(tone_wav(2.0))
+    await appear(inbox / "cut.json")
+    await client.close()
+    for fmt in ("txt", "srt", "json"):
+        (inbox / f"cut.{fmt}").unlink()
+    with sqlite3.connect(
+        tmp_path / "data" / "transcriber.sqlite3"
+    ) as db:  # as a cut copy leaves it
+        db.execute("UPDATE watched_files SET state = 'taken'")
+        db.execute("UPDATE tasks SET stage = 'uploading', progress = 0")
+    again = await make_client(**watching(inbox))
+    await appear(inbox / "cut.txt", inbox / "cut.srt", inbox / "cut.json")
+    tasks = await all_tasks(again)
+    ends = sorted((t["stage"], (t["error"] or {}).get("code")) for t in tasks)
+    assert ends == [("complete", None), ("failed", "UPLOAD_INCOMPLETE")]
+    assert not (inbox / "cut.error.txt").exists()
+    assert rows(tmp_path / "data") == [("cut.wav", "done")]
+
+
 async def test_a_removed_and_recreated_folder_is_watched_again(
     make_client: ClientFactory, inbox: Path
 ) -> None:

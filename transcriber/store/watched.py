@@ -79,3 +79,8 @@ class WatchedStore:
                 " task_id = excluded.task_id, updated_at = excluded.updated_at",
                 (seen.path, seen.size, seen.mtime_ns, seen.state, seen.task_id, now_iso()),
             )
+
+    async def forget(self, path: str) -> None:
+        """The file is new again: taken at the next look."""
+        async with transaction(self._db) as db:
+            await db.execute("DELETE FROM watched_files WHERE path = ?", (path,))

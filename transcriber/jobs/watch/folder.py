@@ -96,10 +96,11 @@ class Watcher:
         tasks.on_end.append(self._ended)
 
     async def start(self) -> None:
-        """Write the outputs of files whose task ended while the server was down, then watch."""
+        """Write the outputs of files whose task ended while the server was down (before the
+        scan, which must find a file whose copy a stop cut as new), then watch."""
         for seen in await self.store.taken():
             if seen.task_id is not None:
-                self._spawn(self._finish(seen.task_id))
+                await self._finish(seen.task_id)
         self._loops = [asyncio.create_task(self._watch(folder)) for folder in self.folders]
 
     async def stop(self) -> None:
@@ -122,6 +123,8 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 await self._until_gone(folder)
+                if self._stop.is_set():
+                    return
                 log.warning("watched folder %s is gone; waiting for it to come back", folder)
                 await self._until_back(folder)
                 log.info("watched folder %s is back", folder)
@@ -242,6 +245,10 @@ class Watcher:
         if seen is None or seen.state != "taken" or task is None or not task.stage.terminal:
             return
         source = Path(seen.path)
+        if task.error is not None and task.error["code"] == "UPLOAD_INCOMPLETE":
+            # Its copy into the data folder was cut (by a stop): the file itself is whole.
+            await self.store.forget(seen.path)
+            return
         error_file = output_path(source, self.out_dir, ERROR_SUFFIX)
         try:
             if task.stage == Stage.COMPLETE:
