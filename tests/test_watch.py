@@ -290,11 +290,18 @@ def test_unreadable_or_unwritable_folders_stop_the_start(tmp_path: Path) -> None
         locked.chmod(0o700)
 
 
-def test_watch_flags_repeat() -> None:
+def test_watch_flags_repeat(tmp_path: Path) -> None:
     from transcriber.cli import parse
 
-    args = parse(["serve", "--watch", "/a", "--watch", "/b,/c", "--watch-formats", "srt"])
-    assert args.watch == ["/a", "/b,/c"] and args.watch_formats == ["srt"]
+    a, b, c = (tmp_path / n for n in "abc")
+    for folder in (a, b, c):
+        folder.mkdir()
+    args = parse(["serve", "--watch", str(a), "--watch", f"{b},{c}", "--watch-formats", "srt"])
+    assert args.watch == [str(a), f"{b},{c}"] and args.watch_formats == ["srt"]
+    config = Config.from_env({"TRANSCRIBER_WATCH": "/ignored"}, watch=args.watch)
+    assert (config.watch, config.watch_formats) == ((a, b, c), ("txt", "srt", "json"))
+    config = Config.from_env({"TRANSCRIBER_WATCH": str(b), "TRANSCRIBER_WATCH_FORMATS": "md"})
+    assert (config.watch, config.watch_formats) == ((b,), ("md",))
 
 
 @pytest.mark.slow
