@@ -8,6 +8,7 @@ import base64
 import json
 import socket
 import sqlite3
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -316,6 +317,25 @@ async def test_a_retried_task_sends_a_new_delivery_and_a_deleted_one_none(
     assert [t for _, t in pending_rows(tmp_path / "data")] == [other]
     assert (await client.delete(f"/api/tasks/{other}")).status == 204
     await none_pending(tmp_path / "data")
+
+
+async def test_https_certificates_are_verified(
+    make_client: ClientFactory, aiohttp_server: Any, wav_bytes: bytes, tmp_path: Path
+) -> None:
+    """A receiver whose certificate no trusted authority signed gets no request."""
+    from transcriber.node.tls import write_certs
+
+    write_certs(tmp_path / "certs")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "certs" / "node.pem", tmp_path / "certs" / "node.key")
+    receiver = Receiver()
+    server = await aiohttp_server(receiver.app(), port=free_port(), ssl=context)
+    client = await make_client(**FAST | {"webhook_backoff": ()})
+    task_id = await submit(client, wav_bytes, f"https://127.0.0.1:{server.port}/hook")
+    done = await wait_webhook(client, task_id, {"failed", "delivered"})
+    assert done["webhook"]["state"] == "failed" and done["webhook"]["attempts"] == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in done["webhook"]["last_error"]
+    assert receiver.seen == []
 
 
 async def test_a_name_matched_by_a_pattern_must_resolve_to_public_addresses(
