@@ -301,6 +301,7 @@ async def test_exports_and_edit_answers_are_made_off_the_event_loop(
 
         return named
 
+    monkeypatch.setattr("transcriber.jobs.transcripts.exports.named", spy(named))
     monkeypatch.setattr("transcriber.web.results.named", spy(named))
     monkeypatch.setattr("transcriber.web.edits.named", spy(named))
     for fmt in ("md", "docx", "json"):

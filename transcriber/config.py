@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import types
 import typing
@@ -128,6 +129,35 @@ class Config:
     )
     insecure: bool = setting(False, "dask: plain TCP without certificates, on loopback only")
     max_jobs: int = setting(64, "dask: most jobs running at once across all nodes")
+    watch: tuple[Path, ...] = setting(
+        (), "a folder whose new audio files become tasks (repeat --watch for more folders)"
+    )
+    watch_options: str | None = setting(
+        None, "the options of the watched folders' tasks: a JSON object, as a task's options"
+    )
+    watch_formats: tuple[str, ...] = setting(
+        ("txt", "srt", "json"), "comma-separated formats written for each watched file"
+    )
+    watch_out: Path | None = setting(
+        None, "folder for the watched files' outputs (default: beside each file)"
+    )
+    watch_settle: float = setting(
+        2.0, "seconds a watched file must stop growing before it is taken"
+    )
+    webhook_hosts: tuple[str, ...] = setting(
+        (),
+        "comma-separated hosts a task's callback_url may name: a name or address (http and"
+        " private addresses allowed), '*.example.org' or '*' (https, public addresses only);"
+        " none: webhooks off",
+    )
+    webhook_secret: str | None = setting(
+        None, "whsec_<base64 key> webhooks are signed with (Standard Webhooks)"
+    )
+    webhook_timeout: float = setting(10.0, "seconds one webhook attempt may take")
+    webhook_backoff: tuple[float, ...] = setting(
+        (5.0, 30.0, 120.0, 300.0, 600.0, 1200.0, 1200.0),
+        "comma-separated seconds between a webhook's attempts; after the last, it has failed",
+    )
 
     def __post_init__(self) -> None:
         if self.pipeline not in PIPELINES:
@@ -164,6 +194,18 @@ class Config:
             raise ValueError("max_queue must be positive and min_free_disk not negative")
         if self.executor == "dask":
             self._check_cluster()
+        self._check_webhooks()
+        self._check_watch()
+
+    def _check_webhooks(self) -> None:
+        from transcriber.jobs.webhooks.signing import webhook_key
+
+        if self.webhook_secret is not None:
+            webhook_key(self.webhook_secret)  # a garbled secret stops the start
+        elif self.webhook_hosts:
+            raise ValueError("webhook_hosts needs webhook_secret (whsec_ and a base64 key)")
+        if self.webhook_timeout <= 0 or any(s < 0 for s in self.webhook_backoff):
+            raise ValueError("webhook_timeout must be positive and webhook_backoff not negative")
 
     def _check_cluster(self) -> None:
         from transcriber.node.tls import is_loopback
@@ -177,6 +219,40 @@ class Config:
             raise ValueError(f"insecure comms only on loopback, not {bound}")
         if self.max_jobs < 1:
             raise ValueError("max_jobs must be positive")
+
+    def _check_watch(self) -> None:
+        from transcriber.formats import FORMATS
+
+        for folder in self.watch:
+            if not folder.is_dir():
+                raise ValueError(f"watch folder {folder} does not exist or is not a folder")
+            if not os.access(folder, os.R_OK | os.X_OK):
+                raise ValueError(f"watch folder {folder} cannot be read")
+            if self.watch_out is None and not os.access(folder, os.W_OK):
+                raise ValueError(f"watch folder {folder} is not writable: name a --watch-out")
+        if self.watch_out is not None and not (
+            self.watch_out.is_dir() and os.access(self.watch_out, os.W_OK | os.X_OK)
+        ):
+            raise ValueError(f"watch_out {self.watch_out} is not a writable folder")
+        unknown = [f for f in self.watch_formats if f not in FORMATS]
+        if unknown or not self.watch_formats:
+            raise ValueError(f"watch_formats: choose from {', '.join(FORMATS)}, not {unknown}")
+        if self.watch_settle <= 0:
+            raise ValueError("watch_settle must be positive")
+        self.watch_task_options()  # a bad JSON or option stops the start
+
+    def watch_task_options(self) -> dict[str, Any]:
+        """The options of the watched folders' tasks, checked like a client's."""
+        from transcriber.jobs.options import parse_options
+        from transcriber.protocol.errors import ApiError
+
+        try:
+            raw = json.loads(self.watch_options or "{}")
+            return parse_options(raw, self.client_models, self.webhook_hosts)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"watch_options is not JSON: {exc}") from exc
+        except ApiError as exc:
+            raise ValueError(f"watch_options: {exc.body['message']}") from exc
 
     @property
     def client_models(self) -> tuple[str, ...]:
@@ -204,6 +280,8 @@ class Config:
                 values[f.name] = parse_value(f.name, raw)
             if overrides.get(f.name) is not None:
                 value = overrides[f.name]
+                if isinstance(value, list):  # a flag given more than once
+                    value = ",".join(value)
                 values[f.name] = parse_value(f.name, value) if isinstance(value, str) else value
         return cls(**values)
 
@@ -241,7 +319,11 @@ def parse_value(name: str, raw: str) -> Any:
     if kind is bool:
         return raw.lower() in ("1", "true", "yes", "on")
     if typing.get_origin(kind) is tuple:
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
+        item = typing.get_args(kind)[0]
+        try:
+            return tuple(item(part.strip()) for part in raw.split(",") if part.strip())
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from exc
     return kind(raw)
 
 
@@ -260,4 +342,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action=action, default=None, help=help_text)
         else:
             choices = f.metadata["choices"] or None
-            parser.add_argument(flag, choices=choices, help=help_text.replace("%", "%%"))
+            # A list may come as commas or as the flag repeated.
+            many = "append" if typing.get_origin(_kind(f.name)) is tuple else "store"
+            parser.add_argument(
+                flag, action=many, choices=choices, help=help_text.replace("%", "%%")
+            )

@@ -158,6 +158,8 @@ async def _submit(client: Client, args: argparse.Namespace) -> int:
         options["hotwords"] = args.hotwords
     if args.initial_prompt:
         options["initial_prompt"] = args.initial_prompt
+    if args.callback:
+        options["callback_url"] = args.callback
     paths = [Path(p) for p in args.files]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -282,6 +284,9 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--no-diarize", action="store_true")
     p.add_argument("--hotwords", help="names and words Whisper should expect")
     p.add_argument("--initial-prompt", help="context for Whisper: names, spellings")
+    p.add_argument(
+        "--callback", metavar="URL", help="POST the final state here when it ends (a webhook)"
+    )
     p = sub.add_parser("status", parents=[common], help="one task's state")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")

@@ -7,15 +7,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from transcriber.jobs.webhooks.targets import target
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.options import Options
 
 
-def parse_options(raw: object, allowed_models: Sequence[str] = ()) -> dict[str, Any]:
+def parse_options(
+    raw: object, allowed_models: Sequence[str] = (), webhook_hosts: Sequence[str] = ()
+) -> dict[str, Any]:
     """Validated options with defaults filled in; values may be strings (forms, query) or JSON.
 
     A client may name only a model the operator allows: a folder or hub name from a client
-    would probe the server's disk or start a download.
+    would probe the server's disk or start a download. Likewise a callback_url only on a host
+    of --webhook-hosts (CALLBACK_NOT_ALLOWED): the server would send requests there.
     """
     if not isinstance(raw, Mapping):
         raise ApiError("BAD_REQUEST", "Options must be a JSON object.", f"got {raw!r:.100}")
@@ -31,6 +35,8 @@ def parse_options(raw: object, allowed_models: Sequence[str] = ()) -> dict[str, 
             f"The model {model!r} is not offered by this server. Choose one of: {choices}.",
             "model: not in the server's --allowed-models",
         )
+    if options["callback_url"] is not None:
+        target(options["callback_url"], webhook_hosts)
     return options
 
 

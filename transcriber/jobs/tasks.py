@@ -10,11 +10,12 @@ import shutil
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 
 from transcriber.jobs.hub import Hub
+from transcriber.jobs.webhooks.state import new_delivery
 from transcriber.protocol.errors import CODES, ApiError, reference, scrub
 from transcriber.protocol.stages import Stage, may_move
 from transcriber.store.db import Store
@@ -94,6 +95,10 @@ class Tasks:
         # Called with the id once a task's row is deleted (DELETE, retention), rolled back or
         # not: what keeps a copy of its data (Transcripts' latest revisions) forgets it.
         self.on_delete: list[Callable[[str], None]] = []
+        # Called with each task that has just ended (complete, failed, cancelled), once that is
+        # written: its webhook (jobs/webhooks), a watched file's outputs (jobs/watch). A
+        # failure is logged, never the task's.
+        self.on_end: list[Callable[[Task], Awaitable[None]]] = []
 
     def work_dir(self, task_id: str) -> Path:
         return self.files_dir / task_id
@@ -177,13 +182,28 @@ class Tasks:
             new is not None and not may_move(current.stage, new)
         ):
             raise MoveRefused(current, new)
+        ending = new is not None and new.terminal and not current.stage.terminal
+        if ending and current.options.get("callback_url"):
+            # Owed in the same write as the end, so that a restart finds it.
+            changes["webhook"] = new_delivery()
         task = current.changed(**changes)
         self._cache[task_id] = task
         await self._save(task)
         if task_id in self._cache:  # not deleted while the row was being written
             self.hub.publish(task_json(task))
             self._retire(task)
+            if ending:
+                await self._ended(task)
         return task
+
+    async def _ended(self, task: Task) -> None:
+        for hook in self.on_end:
+            try:
+                await hook(task)
+            except Exception:
+                log.exception(
+                    "task %s ended; what follows its end is taken up at the next start", task.id
+                )
 
     def _retire(self, task: Task) -> None:
         """Let the oldest finished tasks leave memory once more than KEEP_FINISHED finished."""

@@ -38,6 +38,7 @@ CODES: dict[str, tuple[int, str]] = {
     "QUEUE_FULL": (429, "The server has too many files waiting; try again later."),
     "DISK_FULL": (507, "The server is out of disk space."),
     "TOO_MANY_UPLOADS": (429, "The server is receiving too many uploads at once; try again later."),
+    "CALLBACK_NOT_ALLOWED": (400, "This server does not send webhooks to that address."),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -25,6 +26,7 @@ MAX_PROMPT = 2000
 MAX_HOTWORDS = 1000
 MAX_MODEL_NAME = 200
 MAX_SPEAKERS = 32
+MAX_URL = 2000
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
 
 _LANGUAGE = re.compile(LANGUAGE_PATTERN)
@@ -38,6 +40,26 @@ _BOOL = {
     "no": False,
     "off": False,
 }
+
+
+def _http_url(value: str) -> bool:
+    """An absolute http(s) URL in ASCII with a host, no user:password and no spaces or control
+    characters (whether the server may send to it is the server's call: jobs/webhooks)."""
+    if len(value) > MAX_URL or not value.isascii():
+        return False  # a name in another script is sent in its xn-- form
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # a port that is not a number, or out of range
+        return False
+    return (
+        port_ok
+        and parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and (parts.username is None)
+    )
 
 
 def _bad(message: str) -> PydanticCustomError:
@@ -89,6 +111,14 @@ class Options(BaseModel):
         description="Sampling temperature from 0 to 1, as OpenAI's API takes it: Whisper decodes"
         " at this temperature and, where a window's text fails its checks, again 0.2 higher up"
         " to 1 (so 0 is faster-whisper's default).",
+    )
+
+    callback_url: str | None = Field(
+        default=None,
+        max_length=MAX_URL,
+        description="When the task ends (complete, failed, cancelled), its final snapshot is"
+        " POSTed here, signed per the Standard Webhooks specification; only hosts the server's"
+        " --webhook-hosts allows.",
     )
 
     @model_validator(mode="before")
@@ -152,6 +182,13 @@ class Options(BaseModel):
             raise _bad(f"hotwords is longer than {MAX_HOTWORDS} characters.")
         elif key == "model" and len(value) > MAX_MODEL_NAME:
             raise _bad("The model name is too long.")
+        return value
+
+    @field_validator("callback_url", mode="before")
+    @classmethod
+    def _url(cls, value: object) -> str:
+        if not isinstance(value, str) or not _http_url(value):
+            raise _bad("Option 'callback_url' must be an http or https URL.")
         return value
 
     @model_validator(mode="after")

@@ -6,6 +6,8 @@ update); tests/test_schema.py checks that what it builds is exactly this model.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from transcriber.protocol.errors import ErrorBody
@@ -24,6 +26,22 @@ class Links(BaseModel):
     audio: str = Field(description="The original audio, with Range support.")
     rttm: str = Field(description="Speaker turns as RTTM, once complete.")
     segments: str = Field(description="The text so far, segment by segment (?after=N&wait=S).")
+
+
+class Webhook(BaseModel):
+    """The delivery of a task's callback_url webhook once it ended (docs/security.md)."""
+
+    model_config = _EXACT
+
+    id: str = Field(description="The webhook-id header: the same on every attempt.")
+    state: Literal["pending", "delivered", "failed"] = Field(
+        description="pending: being tried; delivered: a 2xx answer came; failed: out of tries."
+    )
+    attempts: int = Field(ge=0, description="Attempts made so far.")
+    last_status: int | None = Field(description="HTTP status of the last answer, if one came.")
+    last_error: str | None = Field(description="Why the last attempt failed, if it did.")
+    last_try: str | None = Field(description="When the last attempt was made.")
+    next_try: str | None = Field(description="When the next attempt is due, while pending.")
 
 
 class Snapshot(BaseModel):
@@ -54,6 +72,9 @@ class Snapshot(BaseModel):
         ge=0,
         description="Segments of text so far: the provisional ones while it transcribes, the"
         " final ones once complete (GET .../segments, the WebSocket's segments messages).",
+    )
+    webhook: Webhook | None = Field(
+        description="Its callback_url webhook, once the task ended with one; else null."
     )
     links: Links
 

@@ -16,6 +16,8 @@ from transcriber.store.task import Task
 from transcriber.store.transaction import transaction
 from transcriber.store.transcripts import DELTAS_MIGRATION
 from transcriber.store.transcripts import MIGRATION as TRANSCRIPTS_MIGRATION
+from transcriber.store.watched import MIGRATION as WATCHED_MIGRATION
+from transcriber.store.webhooks import MIGRATION as WEBHOOKS_MIGRATION
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +76,15 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("revisions stored as what an edit changed, with a full copy every so often", DELTAS_MIGRATION),
     ("live segments: the text a run sends while it transcribes", LIVE_MIGRATION),
     ("keys per person, and the owner of each task", KEYS_MIGRATION),
+    ("webhook deliveries: their state on the task, pending messages kept", WEBHOOKS_MIGRATION),
+    ("watched folders: each file seen, and what became of it", WATCHED_MIGRATION),
 ]
 
 COLUMNS = (
     "id, seq, attempt, stage, progress, stage_progress, detail, filename, stored_name, options,"
     " duration, size, error, done_stages, created_at, updated_at, language, timings,"
-    " interruptions, request_key, seq_floor, media_type, segments_count, pieces_done, owner"
+    " interruptions, request_key, seq_floor, media_type, segments_count, pieces_done, owner,"
+    " webhook"
 )
 _UPDATES = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[1:])
 
@@ -132,6 +137,7 @@ def _row_to_task(row: aiosqlite.Row) -> Task:
         segments_count=row["segments_count"],
         pieces_done=row["pieces_done"],
         owner=row["owner"],
+        webhook=json.loads(row["webhook"]) if row["webhook"] else None,
     )
 
 
@@ -162,6 +168,7 @@ def _task_to_row(task: Task) -> tuple[Any, ...]:
         task.segments_count,
         task.pieces_done,
         task.owner,
+        json.dumps(task.webhook) if task.webhook else None,
     )
 
 

@@ -60,6 +60,9 @@ class Task:
     # Who made it: the name of the key it was made with; ADMIN_OWNER with the server's token
     # or on a server without credentials; WATCH_OWNER for files dropped in a watched folder.
     owner: str = ADMIN_OWNER
+    # The delivery of its callback_url webhook (jobs/webhooks): id, state, attempts, last
+    # answer, next try; None when it has none.
+    webhook: dict[str, Any] | None = None
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
 
@@ -89,6 +92,7 @@ def task_json(task: Task) -> dict[str, Any]:
         "updated_at": task.updated_at,
         "error": task.error,
         "segments_count": task.segments_count,
+        "webhook": task.webhook,
         "links": {
             "self": base,
             "transcript": f"{base}/transcript",

@@ -63,7 +63,7 @@ async def _create_empty(request: web.Request) -> web.Response:
             "BAD_REQUEST", f"Unknown field {unknown[0]!r}.", "fields: filename, size, options"
         )
     raw = body.get("options")
-    options = parse_options({} if raw is None else raw, request.app[CONFIG].client_models)
+    options = _options(request, {} if raw is None else raw)
     size = body.get("size")
     if size is not None and (not isinstance(size, int) or size < 0):
         raise ApiError("BAD_REQUEST", "size must be a whole number of bytes.")
@@ -92,7 +92,7 @@ async def _create_raw(request: web.Request) -> web.Response:
     if not request.can_read_body:
         raise ApiError("BAD_REQUEST", "Send the audio as multipart (field 'file') or as the body.")
     query = {k: v for k, v in request.query.items() if k != "filename"}
-    options = parse_options(query, request.app[CONFIG].client_models)
+    options = _options(request, query)
     filename = clean_filename(request.query.get("filename"))
     _check_declared(request, request.content_length)
     task = await request.app[TASKS].create(
@@ -105,9 +105,7 @@ async def _create_raw(request: web.Request) -> web.Response:
 async def _create_multipart(request: web.Request) -> web.Response:
     reader = await request.multipart()
     fields, part = await form_until_file(reader)
-    options = parse_options(
-        {name: values[0] for name, values in fields.items()}, request.app[CONFIG].client_models
-    )
+    options = _options(request, {name: values[0] for name, values in fields.items()})
     filename = clean_filename(part.filename)
     _check_declared(request, request.content_length)
     task = await request.app[TASKS].create(
@@ -116,6 +114,11 @@ async def _create_multipart(request: web.Request) -> web.Response:
     response = await _finish_upload(request, task, part_chunks(part), None, request.content_length)
     await drain_form(reader)
     return response
+
+
+def _options(request: web.Request, raw: object) -> dict[str, Any]:
+    config = request.app[CONFIG]
+    return parse_options(raw, config.client_models, config.webhook_hosts)
 
 
 def _check_declared(request: web.Request, length: int | None) -> None:

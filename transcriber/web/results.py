@@ -6,9 +6,10 @@ import asyncio
 
 from aiohttp import web
 
-from transcriber.formats import FORMATS, render
+from transcriber.formats import FORMATS
 from transcriber.formats.text import to_rttm
 from transcriber.jobs.transcripts.edits import named
+from transcriber.jobs.transcripts.exports import export
 from transcriber.jobs.transcripts.revisions import etag
 from transcriber.jobs.transcripts.segments import segments_after
 from transcriber.protocol.errors import ApiError
@@ -50,7 +51,7 @@ async def transcript(request: web.Request) -> web.Response:
     asked = query(request, TranscriptQuery)
     fmt = asked.format
     task, revision = await _revision(request, asked.revision)
-    body = await asyncio.to_thread(_export, fmt, task, revision)
+    body = await asyncio.to_thread(export, fmt, task, revision)
     kind = FORMATS[fmt]
     charset = None if kind.binary else "utf-8"
     response = web.Response(body=body, content_type=kind.media_type, charset=charset)
@@ -60,14 +61,6 @@ async def transcript(request: web.Request) -> web.Response:
         stem = task.filename.rsplit(".", 1)[0] or "transcript"
         response.headers["Content-Disposition"] = _attachment(f"{stem}.{fmt}")
     return response
-
-
-def _export(fmt: str, task: Task, revision: Revision) -> bytes:
-    """The file, made in a thread: copying and rendering an hour's transcript takes long
-    enough to hold up every other request if it ran on the event loop."""
-    data = {"speaker_names": {}} | named(revision.data)
-    data |= {"revision": revision.revision, "source": revision.source}
-    return render(fmt, task, data)
 
 
 async def _revision(request: web.Request, number: int | None) -> tuple[Task, Revision]:

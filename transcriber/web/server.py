@@ -15,6 +15,8 @@ from transcriber.jobs.intake.admission import disk_warning
 from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.transcripts.revisions import Transcripts
+from transcriber.jobs.watch.folder import Watcher
+from transcriber.jobs.webhooks.deliveries import Deliveries
 from transcriber.store.apikeys import KeyStore
 from transcriber.store.db import Store
 from transcriber.store.transcripts import TranscriptStore
@@ -52,6 +54,14 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Before the runner: a task that ends as the runner recovers already owes its webhook.
+    deliveries = Deliveries(app[TASKS], app[CONFIG])
+    await deliveries.start()
+    yield
+    await deliveries.stop()
+
+
 async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = Runner(app[CONFIG], app[TASKS], make_executor(app[CONFIG]))
     runner.on_complete = app[TRANSCRIPTS].index
@@ -59,6 +69,20 @@ async def runner_ctx(app: web.Application) -> AsyncIterator[None]:
     await runner.start()
     yield
     await runner.stop()
+
+
+async def watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    if not config.watch:
+        yield
+        return
+    runner = app[RUNNER]
+    watcher = Watcher(
+        app[TASKS], app[TRANSCRIPTS], config, runner.enqueue, lambda: runner.queue_length
+    )
+    await watcher.start()
+    yield
+    await watcher.stop()
 
 
 async def close_sockets(app: web.Application) -> None:
@@ -80,7 +104,9 @@ def create_app(config: Config) -> web.Application:
     sockets: set[web.WebSocketResponse] = set()
     app[SOCKETS] = sockets
     app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(webhooks_ctx)
     app.cleanup_ctx.append(runner_ctx)
+    app.cleanup_ctx.append(watch_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_response_prepare.append(security_headers)
     setup_routes(app)

@@ -32,8 +32,11 @@ def speaker_options(
         raise ApiError(
             "BAD_REQUEST", f"Unknown field {unknown[0]!r}.", f"fields: {', '.join(SPEAKER_OPTIONS)}"
         )
-    base = {k: v for k, v in options.items() if k not in SPEAKER_OPTIONS}
-    return parse_options({**base, **body, "diarize": True}, models)
+    # The callback was allowed when the task was made; each delivery checks its host again.
+    kept = (*SPEAKER_OPTIONS, "callback_url")
+    base = {k: v for k, v in options.items() if k not in kept}
+    checked = parse_options({**base, **body, "diarize": True}, models)
+    return checked | {"callback_url": options.get("callback_url")}
 
 
 async def rediarize(
