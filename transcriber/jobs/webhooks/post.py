@@ -1,77 +1,78 @@
-"""One webhook attempt: a POST over a connection this module opens to a checked address.
+"""One webhook attempt: aiohttp's client, held to the addresses targets.py checked.
 
-Written on asyncio streams rather than an HTTP client library: the connection must go to the
-address targets.py checked (not to a name resolved again), redirects are never followed (a
-3xx is an answer like any other), no proxy from the environment applies, and only the status
-line of the answer is read. TLS still verifies the certificate against the URL's host name.
+The connector's resolver answers the URL's host with the checked addresses only, so the
+connection never goes to a name looked up a second time (DNS rebinding); redirects are not
+followed (a 3xx is an answer like any other); no proxy from the environment applies; TLS
+verifies the certificate against the URL's host name. Each attempt opens its own connection and
+reads only the answer's status.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ssl
-from contextlib import suppress
+import socket
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from transcriber import __version__
 from transcriber.jobs.webhooks.targets import Target
-
-# A status line longer than this is not HTTP.
-MAX_LINE = 1024
 
 
 class AttemptFailed(Exception):
     """No HTTP answer: the connection, TLS or the timeout failed, or the answer was garbled."""
 
 
-def _request(found: Target, headers: dict[str, str], body: bytes) -> bytes:
-    lines = [
-        f"POST {found.path} HTTP/1.1",
-        f"Host: {found.netloc}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        f"User-Agent: transcriber/{__version__}",
-        "Connection: close",
-        *(f"{name}: {value}" for name, value in headers.items()),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+class _Checked(AbstractResolver):
+    """Resolves the callback's host to the checked addresses and every other name to nothing."""
 
+    def __init__(self, host: str, addresses: list[str]) -> None:
+        self._host = host
+        self._addresses = addresses
 
-async def _connect(
-    found: Target, addresses: list[str]
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    context = ssl.create_default_context() if found.scheme == "https" else None
-    server_hostname = found.host if context is not None else None
-    errors = []
-    for address in addresses:
-        try:
-            return await asyncio.open_connection(
-                address, found.port, ssl=context, server_hostname=server_hostname
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host != self._host:
+            raise OSError(f"{host!r} is not the callback's host")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
             )
-        except OSError as exc:
-            errors.append(f"{address}: {exc.strerror or exc}")
-    raise AttemptFailed("cannot connect: " + "; ".join(errors))
+            for address in self._addresses
+        ]
+
+    async def close(self) -> None:
+        return None
 
 
 async def post(
     found: Target, addresses: list[str], headers: dict[str, str], body: bytes, timeout: float
 ) -> int:
     """POST the body; the answer's HTTP status, or AttemptFailed."""
+    url = URL(f"{found.scheme}://{found.netloc}{found.path}", encoded=True)
+    connector = aiohttp.TCPConnector(
+        resolver=_Checked(url.raw_host or "", addresses), use_dns_cache=False, force_close=True
+    )
+    sent = {
+        "Content-Type": "application/json",
+        "User-Agent": f"transcriber/{__version__}",
+        **headers,
+    }
+    session = aiohttp.ClientSession(
+        connector=connector, trust_env=False, timeout=aiohttp.ClientTimeout(total=timeout)
+    )
     try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await _connect(found, addresses)
-            try:
-                writer.write(_request(found, headers, body))
-                await writer.drain()
-                line = await reader.readline()
-            finally:
-                writer.close()
-                with suppress(OSError, ssl.SSLError):
-                    await writer.wait_closed()
+        async with session, session.post(url, data=body, headers=sent, allow_redirects=False) as r:
+            return r.status
     except TimeoutError as exc:
         raise AttemptFailed(f"no answer within {timeout:g} s") from exc
-    except (OSError, ssl.SSLError) as exc:
+    except aiohttp.ClientConnectorError as exc:
+        raise AttemptFailed(f"cannot connect: {exc.os_error}") from exc
+    except (aiohttp.ClientError, OSError) as exc:
         raise AttemptFailed(f"{type(exc).__name__}: {exc}") from exc
-    parts = line[:MAX_LINE].decode("latin-1").split()
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise AttemptFailed(f"not an HTTP answer: {line[:80]!r}")
-    return int(parts[1])
