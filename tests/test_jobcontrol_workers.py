@@ -16,13 +16,18 @@ from transcriber.jobs.engines.local import LocalExecutor
 from transcriber.web.keys import RUNNER
 
 from .conftest import ClientFactory, upload, wait_for_stage
+from .daskcluster import until
 from .media import SOURCE
 
 
-def worker_pid(client: Any) -> int:
+def executor_of(client: Any) -> LocalExecutor:
     executor = client.app[RUNNER].executor
     assert isinstance(executor, LocalExecutor)
-    (pid,) = executor._slots[0].worker.pool._processes.keys()
+    return executor
+
+
+def worker_pid(client: Any) -> int:
+    (pid,) = executor_of(client)._slots[0].worker.pool._processes.keys()
     return int(pid)
 
 
@@ -62,6 +67,8 @@ async def test_stuck_worker_is_killed_after_the_grace_and_delete_stops_it(
     await client.post(f"/api/tasks/{first}/cancel")
     # Killed after the grace: the next task starts on a fresh worker.
     await wait_for_stage(client, second, {"transcribing", "aligning"}, timeout=60)
+    # The stage is written before the job reaches the new pool, which starts its process then.
+    await until(lambda: executor_of(client)._slots[0].worker.pool._processes, 30, "a new worker")
     assert worker_pid(client) != pid
     assert (await (await client.get(f"/api/tasks/{first}")).json())["stage"] == "cancelled"
     await wait_for_stage(client, second, {"aligning"}, timeout=60)
