@@ -83,6 +83,26 @@ async def test_segments_arrive_while_it_transcribes_then_the_final_replaces_them
     assert page["segments"][0]["words"][0]["word"] == "plumbing"  # aligned words
 
 
+async def test_a_kept_segments_page_gives_way_to_an_edit(
+    make_client: ClientFactory, ten_seconds: bytes
+) -> None:
+    """Pages are kept encoded by (task, seq, after): an edit (seq + 1) is seen at once."""
+    client = await make_client()
+    task = await (await upload(client, ten_seconds)).json()
+    await wait_for_stage(client, task["id"], {"complete"})
+    url = f"/api/tasks/{task['id']}/segments"
+    pages = [await (await client.get(url)).json() for _ in range(2)]
+    assert pages[0] == pages[1] and pages[0]["segments"][0]["speaker"] == "SPEAKER_00"
+    resp = await client.patch(f"/api/tasks/{task['id']}/speakers", json={"SPEAKER_00": "Dana"})
+    assert resp.status == 200, await resp.text()
+    edited = await (await client.get(url)).json()
+    assert edited["seq"] > pages[0]["seq"]
+    assert {s["speaker"] for s in edited["segments"]} == {"Dana"}
+    after = await (await client.get(url, params={"after": 3})).json()
+    assert [s["index"] for s in after["segments"]] == [4]
+    assert after["segments"][0]["speaker"] == "Dana"
+
+
 async def test_a_reconnect_gets_exactly_the_segments_after_its_last(
     make_client: ClientFactory, ten_seconds: bytes
 ) -> None:

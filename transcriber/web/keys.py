@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from aiohttp import web
 
 from transcriber.config import Config
@@ -27,3 +29,5 @@ SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
 HOST_NAMES: web.AppKey[frozenset[str]] = web.AppKey("host_names")
 # Host header values seen, allowed or not: the check costs a dict lookup per request.
 HOST_VERDICTS: web.AppKey[dict[str, bool]] = web.AppKey("host_verdicts")
+# Encoded pages of GET .../segments by (task, seq, after): web/results.py.
+SEGMENT_PAGES: web.AppKey[OrderedDict[tuple[str, int, int], str]] = web.AppKey("segment_pages")

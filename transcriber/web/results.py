@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 
@@ -16,9 +17,12 @@ from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
 from transcriber.store.transcripts import Revision
-from transcriber.web.keys import HUB, TASKS, TRANSCRIPTS
+from transcriber.web.keys import HUB, SEGMENT_PAGES, TASKS, TRANSCRIPTS
 from transcriber.web.params import MAX_WAIT, RevisionQuery, SegmentsQuery, TranscriptQuery
 from transcriber.web.parsing import query
+
+# Encoded segment pages kept (each at most a page of segments, store/live.py PAGE).
+MAX_PAGES = 64
 
 
 async def segments(request: web.Request) -> web.Response:
@@ -27,6 +31,14 @@ async def segments(request: web.Request) -> web.Response:
     asked = query(request, SegmentsQuery)
     tasks, transcripts, hub = request.app[TASKS], request.app[TRANSCRIPTS], request.app[HUB]
     task = await tasks.require(request.match_info["task_id"])
+    # A page is the same for every reader until the task changes (its seq): a segment stored,
+    # an edit saved, the run complete. Kept encoded, as the hub keeps snapshots.
+    pages = request.app[SEGMENT_PAGES]
+    key = (task.id, task.seq, asked.after)
+    text = pages.get(key)
+    if text is not None:
+        pages.move_to_end(key)
+        return web.json_response(text=text)
     final, rows = await segments_after(transcripts, task, asked.after)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(asked.wait or 0, MAX_WAIT)
@@ -43,7 +55,12 @@ async def segments(request: web.Request) -> web.Response:
         "segments_count": task.segments_count,
         "segments": rows,
     }
-    return web.json_response(page)
+    text = json.dumps(page)
+    if rows and tasks.current(task.id) is task:  # nothing changed while the rows were read
+        pages[(task.id, task.seq, asked.after)] = text
+        if len(pages) > MAX_PAGES:
+            pages.popitem(last=False)
+    return web.json_response(text=text)
 
 
 async def transcript(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
@@ -28,6 +29,7 @@ from transcriber.web.keys import (
     HUB,
     KEYRING,
     RUNNER,
+    SEGMENT_PAGES,
     SOCKETS,
     STORE,
     TASKS,
@@ -100,6 +102,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[HOST_NAMES] = host_names(config)
     app[HOST_VERDICTS] = {}
+    app[SEGMENT_PAGES] = OrderedDict()
     app[HUB] = Hub()
     sockets: set[web.WebSocketResponse] = set()
     app[SOCKETS] = sockets

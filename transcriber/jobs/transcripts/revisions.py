@@ -165,8 +165,10 @@ class Transcripts:
     async def latest(self, task_id: str) -> tuple[Task, Revision]:
         """The task and its latest revision (NOT_READY while there is none)."""
         task = await self.tasks.require(task_id)
-        async with self.lock(task_id):
-            latest = await self.imported(task)
+        latest = self._kept(task)
+        if latest is None:  # not in memory, or a run's output to save first: under the lock
+            async with self.lock(task_id):
+                latest = await self.imported(task)
         if latest is None:
             final_output(self.tasks, task)  # raises NOT_READY with the stage
             raise ApiError("NOT_READY", detail="no transcript saved")
@@ -204,6 +206,15 @@ class Transcripts:
             if len(batch) < SYNC_BATCH:
                 return
             after = batch[-1]
+
+    def _kept(self, task: Task) -> Revision | None:
+        """The latest revision from memory when nothing is left to save first (the readers'
+        path: no lock, no await)."""
+        kept = self._latest.get(task.id)
+        if kept is None or (task.stage == Stage.COMPLETE and kept.attempt < task.attempt):
+            return None
+        self._latest.move_to_end(task.id)
+        return kept
 
     async def imported(self, task: Task) -> Revision | None:
         """The latest revision, after saving the output of a run that completed since."""
