@@ -11,6 +11,7 @@ import aiosqlite
 
 from transcriber.protocol.stages import Stage
 from transcriber.store.live import MIGRATION as LIVE_MIGRATION
+from transcriber.store.profiles import MIGRATION as PROFILES_MIGRATION
 from transcriber.store.task import Task
 from transcriber.store.transaction import transaction
 from transcriber.store.transcripts import DELTAS_MIGRATION
@@ -72,6 +73,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("transcript revisions, searchable segments and their FTS5 index", TRANSCRIPTS_MIGRATION),
     ("revisions stored as what an edit changed, with a full copy every so often", DELTAS_MIGRATION),
     ("live segments: the text a run sends while it transcribes", LIVE_MIGRATION),
+    ("known voices: speakers' voices, profiles, their samples, undone matches", PROFILES_MIGRATION),
 ]
 
 COLUMNS = (

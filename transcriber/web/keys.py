@@ -6,6 +6,7 @@ from aiohttp import web
 
 from transcriber.config import Config
 from transcriber.jobs.hub import Hub
+from transcriber.jobs.profiles.profiles import Profiles
 from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.transcripts.revisions import Transcripts
@@ -17,6 +18,7 @@ HUB = web.AppKey("hub", Hub)
 TASKS = web.AppKey("tasks", Tasks)
 RUNNER = web.AppKey("runner", Runner)
 TRANSCRIPTS = web.AppKey("transcripts", Transcripts)
+PROFILES = web.AppKey("profiles", Profiles)
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
 # The Host names this server answers to without a token (web/security.py), worked out once.
 HOST_NAMES: web.AppKey[frozenset[str]] = web.AppKey("host_names")

@@ -65,7 +65,7 @@ async def transcript(request: web.Request) -> web.Response:
 def _export(fmt: str, task: Task, revision: Revision) -> bytes:
     """The file, made in a thread: copying and rendering an hour's transcript takes long
     enough to hold up every other request if it ran on the event loop."""
-    data = {"speaker_names": {}} | named(revision.data)
+    data = {"speaker_names": {}, "speaker_profiles": {}} | named(revision.data)
     data |= {"revision": revision.revision, "source": revision.source}
     return render(fmt, task, data)
 

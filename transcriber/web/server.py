@@ -11,10 +11,12 @@ from transcriber.config import Config
 from transcriber.jobs.engines.engine import make_executor
 from transcriber.jobs.hub import Hub
 from transcriber.jobs.intake.admission import disk_warning
+from transcriber.jobs.profiles.profiles import Profiles
 from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.transcripts.revisions import Transcripts
 from transcriber.store.db import Store
+from transcriber.store.profiles import ProfileStore
 from transcriber.store.transcripts import TranscriptStore
 from transcriber.web.auth import auth_middleware
 from transcriber.web.keys import (
@@ -22,6 +24,7 @@ from transcriber.web.keys import (
     HOST_NAMES,
     HOST_VERDICTS,
     HUB,
+    PROFILES,
     RUNNER,
     SOCKETS,
     STORE,
@@ -44,6 +47,8 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[TASKS] = Tasks(store, app[HUB], config.files_dir, config.max_uploads)
     app[TRANSCRIPTS] = Transcripts(app[TASKS], TranscriptStore(store.db))
+    app[PROFILES] = Profiles(ProfileStore(store.db), app[TRANSCRIPTS], config.profiles)
+    app[TRANSCRIPTS].on_output = app[PROFILES].on_output
     yield
     await store.close()
 
