@@ -41,6 +41,7 @@ class Gallery:
     samples: np.ndarray
     owner: np.ndarray
     seconds: np.ndarray
+    means: np.ndarray  # (profiles, dim): each profile's samples averaged, by their seconds
 
     @classmethod
     def build(cls, profiles: list[tuple[str, list[tuple[np.ndarray, float]]]]) -> Gallery:
@@ -50,20 +51,12 @@ class Gallery:
         rows = [vector for _, samples in kept for vector, _ in samples]
         seconds = [s for _, samples in kept for _, s in samples]
         owner = [i for i, (_, samples) in enumerate(kept) for _ in samples]
-        matrix = np.array(rows, dtype=np.float32).reshape(-1, DIMENSION)
-        return cls(
-            [pid for pid, _ in kept],
-            unit_rows(matrix),
-            np.array(owner, dtype=np.int64),
-            np.array(seconds, dtype=np.float32),
-        )
-
-    def means(self) -> np.ndarray:
-        """(profiles, dim): each profile's samples averaged, weighted by their seconds."""
-        weighted = self.samples * np.maximum(self.seconds, 1e-3)[:, None]
-        sums = np.zeros((len(self.ids), self.samples.shape[1]), dtype=np.float32)
-        np.add.at(sums, self.owner, weighted)
-        return unit_rows(sums)
+        samples = unit_rows(np.array(rows, dtype=np.float32).reshape(-1, DIMENSION))
+        weights = np.maximum(np.array(seconds, dtype=np.float32), 1e-3)
+        owners = np.array(owner, dtype=np.int64)
+        sums = np.zeros((len(kept), DIMENSION), dtype=np.float32)
+        np.add.at(sums, owners, samples * weights[:, None])
+        return cls([pid for pid, _ in kept], samples, owners, weights, unit_rows(sums))
 
 
 def similarities(gallery: Gallery, voices: np.ndarray, rule: Rule) -> np.ndarray:
@@ -72,7 +65,7 @@ def similarities(gallery: Gallery, voices: np.ndarray, rule: Rule) -> np.ndarray
         return np.zeros((len(voices), 0), dtype=np.float32)
     unit = unit_rows(np.asarray(voices, dtype=np.float32))
     if rule == "mean":
-        out: np.ndarray = unit @ gallery.means().T
+        out: np.ndarray = unit @ gallery.means.T
         return out
     per_sample = unit @ gallery.samples.T
     starts = np.flatnonzero(np.r_[True, np.diff(gallery.owner) != 0])
