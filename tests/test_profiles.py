@@ -286,17 +286,19 @@ async def test_matching_with_a_thousand_profiles_adds_under_50_ms(make_client: A
         for i in range(1000)
     ]
     await app[PROFILES].store.add(many)
-    app[PROFILES].changed()
+    start = time.perf_counter()
+    await app[PROFILES].refresh()
+    cold = time.perf_counter() - start
     task = await app[TASKS].require(tid)
     data = (await app[TRANSCRIPTS].latest(tid))[1].data
     work = app[TASKS].work_dir(tid)
     raw = json.loads((work / "diarizing.json").read_text())["voices"]
-    await app[PROFILES].on_output(task, raw, data)  # the first builds the gallery once
     times = []
     for _ in range(7):
         start = time.perf_counter()
         out = await app[PROFILES].on_output(task, raw, data)
         times.append(time.perf_counter() - start)
     assert "speaker_profiles" not in out  # random voices: nobody is recognised
-    print(f"on_output with 1,000 profiles: median {sorted(times)[3] * 1000:.1f} ms")
-    assert sorted(times)[3] < 0.05, times
+    median = sorted(times)[3]
+    print(f"1,000 profiles: gallery {cold * 1000:.1f} ms, matching {median * 1000:.1f} ms")
+    assert sorted(times)[3] < 0.05, (cold, times)

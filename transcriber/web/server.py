@@ -49,6 +49,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TRANSCRIPTS] = Transcripts(app[TASKS], TranscriptStore(store.db))
     app[PROFILES] = Profiles(ProfileStore(store.db), app[TRANSCRIPTS], config.profiles)
     app[TRANSCRIPTS].on_output = app[PROFILES].on_output
+    await app[PROFILES].refresh()
     yield
     await store.close()
 

@@ -90,5 +90,5 @@ async def import_profiles(profiles: Profiles, body: object) -> list[Profile]:
         await profiles.store.add(made)
     except sqlite3.IntegrityError as exc:
         raise ApiError("NAME_TAKEN", detail="a name was taken meanwhile") from exc
-    profiles.changed()
+    await profiles.refresh()
     return made
