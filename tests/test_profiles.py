@@ -67,6 +67,14 @@ async def test_each_speaker_keeps_a_unit_voice_that_no_export_carries(make_clien
     assert body["speaker_profiles"] == {} and "voices" not in body
     rttm = await client.get(f"/api/tasks/{tid}/diarization.rttm")
     assert "embedding" not in await rttm.text()
+    # A re-diarization replaces the task's voices with its own speakers'.
+    assert (
+        await client.post(f"/api/tasks/{tid}/rediarize", json={"num_speakers": 1})
+    ).status == 202
+    await wait_for_stage(client, tid, {"complete"})
+    await transcript(client, tid)
+    again = await rows(client, "SELECT speaker, seconds FROM task_voices WHERE task_id = ?", tid)
+    assert again == [("SPEAKER_00", 10.0)]
 
 
 async def test_a_profile_names_the_same_voice_in_the_next_task(make_client: Any) -> None:
