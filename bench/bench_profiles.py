@@ -278,6 +278,84 @@ def similarity_table(files: dict[str, File]) -> None:
             )
 
 
+def alone(ref: list[tuple[float, float, str]], person: str) -> list[tuple[float, float]]:
+    """The person's reference speech where nobody else speaks, in time order."""
+    spans = []
+    for start, end, who in sorted(ref):
+        if who != person:
+            continue
+        cuts = [(s, e) for s, e, w in ref if w != person and e > start and s < end]
+        pieces = [(start, end)]
+        for cs, ce in cuts:
+            pieces = [
+                p for a, b in pieces for p in ((a, min(b, cs)), (max(a, ce), b)) if p[1] > p[0]
+            ]
+        spans += pieces
+    return [(a, b) for a, b in spans if b - a >= 0.2]
+
+
+def first_seconds(spans: list[tuple[float, float]], seconds: float) -> list[tuple[float, float]]:
+    out, left = [], seconds
+    for a, b in spans:
+        if left <= 0:
+            break
+        out.append((a, min(b, a + left)))
+        left -= out[-1][1] - a
+    return out
+
+
+def durations(ami: Path, files: dict[str, File], refs: dict[str, list]) -> None:
+    """How much speech a voice needs: embed only the first N seconds of a person's speech
+    (where nobody else talks, from the reference turns) and compare with the same person's
+    voice from another file, and with every other person's, as the pipeline kept them."""
+    import torch
+
+    from transcriber.worker.pipeline.audio import load_audio
+    from transcriber.worker.pipeline.diarize import BUNDLED, load_diarizer
+    from transcriber.worker.pipeline.windows import embed_windows, windows
+
+    model = load_diarizer(BUNDLED, Config.from_env().models_dir, "cpu").embedding
+    lengths = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
+    same: dict[float, list[float]] = {n: [] for n in lengths}
+    other: dict[float, list[float]] = {n: [] for n in lengths}
+    for uri, f in files.items():
+        audio = torch.from_numpy(load_audio(ami / f"{uri}.wav"))
+        for person in f.speech:
+            spans = alone(refs[uri], person)
+            if sum(b - a for a, b in spans) < max(lengths):
+                continue
+            mine = [
+                g.voices[lab][0]
+                for g in files.values()
+                if g.uri != uri
+                for lab, who in g.owner.items()
+                if who == person and g.voices[lab][1] >= 3
+            ]
+            theirs = [
+                g.voices[lab][0]
+                for g in files.values()
+                for lab, who in g.owner.items()
+                if who != person and g.voices[lab][1] >= 3
+            ]
+            for n in lengths:
+                cut = np.array(windows(first_seconds(spans, n)))
+                with torch.inference_mode():
+                    vectors = embed_windows(model, audio, cut, lambda *a, **k: None)
+                unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+                voice = unit.mean(axis=0)
+                voice /= np.linalg.norm(voice)
+                same[n] += [float(voice @ v) for v in mine]
+                other[n] += [float(voice @ v) for v in theirs]
+    print("\n| speech s | same person: pairs, min, median | others: pairs, max, share >= 0.60 |")
+    print("| ---: | ---: | ---: |")
+    for n in lengths:
+        a, b = np.array(same[n]), np.array(other[n])
+        print(
+            f"| {n:g} | {len(a)}, {a.min():.2f}, {np.median(a):.2f} |"
+            f" {len(b)}, {b.max():.2f}, {np.mean(b >= 0.6):.1%} |"
+        )
+
+
 def speed(profiles: int = 1000, samples: int = 3, speakers: int = 6, rounds: int = 50) -> None:
     rng = np.random.default_rng(0)
     gallery = Gallery.build(
@@ -303,6 +381,7 @@ def main() -> None:
     models = Config.from_env().models_dir
     parser.add_argument("--cache", type=Path, default=models / "bench-cache")
     parser.add_argument("--speed", action="store_true", help="only time the matching")
+    parser.add_argument("--durations", action="store_true", help="speech a voice needs")
     args = parser.parse_args()
     if args.speed:
         speed()
@@ -313,6 +392,9 @@ def main() -> None:
         refs.update(load_rttm(ami / f"debug.{part}.rttm"))
     outputs = diarized(ami, args.cache)
     files = {uri: file_of(uri, outputs[uri], refs[uri]) for uri in FILES}
+    if args.durations:
+        durations(ami, files, refs)
+        return
     similarity_table(files)
     rule, threshold, least = choose(files)
     print(f"\nchosen on train: rule {rule}, threshold {threshold:.2f}, least speech {least:g} s\n")
