@@ -256,7 +256,13 @@ async def test_export_then_import_elsewhere_and_bad_files(make_client: Any, tmp_
     nan = json.loads(json.dumps(document))
     nan["profiles"][0]["samples"][0]["embedding"][5] = math.nan
     wrong = json.loads(json.dumps(document)) | {"format": "something-else"}
-    for bad in (short, wrong, {"profiles": "x"}, [1, 2]):
+    zero = json.loads(json.dumps(document))
+    zero["profiles"][0]["samples"][0]["embedding"] = [0.0] * 192
+    huge = json.loads(json.dumps(document))
+    huge["profiles"][0]["samples"][0]["embedding"][0] = 1e308  # inf as float32
+    endless = json.loads(json.dumps(document))
+    endless["profiles"][0]["samples"][0]["seconds"] = 1e308
+    for bad in (short, wrong, zero, huge, endless, {"profiles": "x"}, [1, 2]):
         await assert_error(await target.post("/api/profiles/import", json=bad), 400, "BAD_REQUEST")
     resp = await target.post(
         "/api/profiles/import", data=json.dumps(nan), headers={"Content-Type": "application/json"}

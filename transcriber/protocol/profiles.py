@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from transcriber.protocol.transcripts import SpeakerProfile
 
@@ -57,20 +57,30 @@ class Unmatched(BaseModel):
     speaker_profiles: dict[str, SpeakerProfile]
 
 
+# Exported embeddings are unit length; the bounds keep any value a float32 can hold.
 Embedding = Annotated[
-    list[Annotated[float, Field(allow_inf_nan=False)]],
+    list[Annotated[float, Field(allow_inf_nan=False, ge=-1000.0, le=1000.0)]],
     Field(min_length=DIMENSION, max_length=DIMENSION),
 ]
+# About four months: more speech than any recording the server takes.
+MAX_SECONDS = 1e7
 
 
 class ExportedSample(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     embedding: Embedding = Field(description=f"{DIMENSION} numbers: the CAM++ voice embedding.")
-    seconds: float = Field(ge=0, allow_inf_nan=False)
+    seconds: float = Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)
     task_id: str = Field(default="", max_length=200)
     speaker: str = Field(default="", max_length=200)
     created_at: str = Field(default="", max_length=40)
+
+    @field_validator("embedding")
+    @classmethod
+    def _not_zero(cls, embedding: list[float]) -> list[float]:
+        if not any(embedding):
+            raise ValueError("an embedding of zeros is no voice")
+        return embedding
 
 
 class ExportedProfile(BaseModel):
