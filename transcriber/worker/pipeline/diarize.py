@@ -41,6 +41,7 @@ from transcriber.worker.pipeline.types import (
     Voice,
     Word,
 )
+from transcriber.worker.pipeline.voices import speaker_names, voices_of
 from transcriber.worker.pipeline.windows import WindowDiarizer
 
 log = logging.getLogger(__name__)
@@ -202,44 +203,13 @@ def annotation_of(output: Any) -> Annotation:
     return annotation
 
 
-def _names(annotation: Annotation) -> dict[str, str]:
-    """Each label of the annotation -> SPEAKER_00, 01, ... in order of first speech."""
-    names: dict[str, str] = {}
-    for _, _, label in sorted(
-        (seg.start, seg.end, str(label)) for seg, _, label in annotation.itertracks(True)
-    ):
-        names.setdefault(label, f"SPEAKER_{len(names):02d}")
-    return names
-
-
 def _turns(annotation: Annotation) -> list[Turn]:
     """Turns in time order, speakers renamed SPEAKER_00, 01, ... in order of first speech."""
     tracks = sorted(
         ((seg.start, seg.end, str(label)) for seg, _, label in annotation.itertracks(True)),
     )
-    names = _names(annotation)
+    names = speaker_names(annotation)
     return [Turn(round(s, 3), round(e, 3), names[label]) for s, e, label in tracks]
-
-
-def voices_of(output: Any, turns: list[Turn]) -> dict[str, Voice]:
-    """Each speaker's voice: the output's embedding of it (unit length) and its seconds of
-    speech in the turns. Pipelines that give no embeddings give no voices."""
-    embeddings = getattr(output, "speaker_embeddings", None)
-    if embeddings is None:
-        return {}
-    annotation = annotation_of(output)
-    names = _names(annotation)
-    seconds: dict[str, float] = defaultdict(float)
-    for turn in turns:
-        seconds[turn.speaker] += turn.end - turn.start
-    voices = {}
-    for row, label in enumerate(annotation.labels()):
-        vector = np.asarray(embeddings[row], dtype=np.float64)
-        norm = float(np.linalg.norm(vector))
-        if str(label) in names and np.isfinite(vector).all() and norm > 0:
-            name = names[str(label)]
-            voices[name] = Voice((vector / norm).tolist(), round(seconds[name], 3))
-    return voices
 
 
 def diarize_voices(
@@ -265,7 +235,7 @@ def diarize_voices(
     turns = _turns(annotation_of(output))
     speakers = len({t.speaker for t in turns})
     progress(100, f"{speakers} speaker{'s' if speakers != 1 else ''}")
-    return turns, voices_of(output, turns)
+    return turns, voices_of(output, annotation_of(output), turns)
 
 
 def diarize(
