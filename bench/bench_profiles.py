@@ -18,7 +18,10 @@ The threshold and the mean-or-best rule are chosen on the train pairs only; dev 
 reported with that choice. Samples for "best" vs "mean": trn00/trn01/trn03 also enrol from
 two files and identify in the third.
 
-    .venv/bin/python bench/bench_profiles.py [--cache DIR] [--speed]
+    .venv/bin/python bench/bench_profiles.py [--cache DIR] [--speed | --durations | --reference]
+
+--reference takes each person's voice from the reference turns (the speech where only they
+talk) instead of the pipeline's speakers: what matching does when diarization is right.
 """
 
 from __future__ import annotations
@@ -304,6 +307,51 @@ def first_seconds(spans: list[tuple[float, float]], seconds: float) -> list[tupl
     return out
 
 
+def reference_files(ami: Path, refs: dict[str, list], cache: Path) -> dict[str, File]:
+    """Each person's voice from the reference turns instead of the pipeline's speakers: the
+    unit mean of CAM++ windows over the speech where only they talk (as if diarization were
+    perfect), with those seconds. Cached like the pipeline's."""
+    path = cache / f"ami-reference-voices-v{CACHE_VERSION}.json"
+    if not path.is_file():
+        import torch
+
+        from transcriber.worker.pipeline.audio import load_audio
+        from transcriber.worker.pipeline.diarize import BUNDLED, load_diarizer
+        from transcriber.worker.pipeline.windows import embed_windows, windows
+
+        model = load_diarizer(BUNDLED, Config.from_env().models_dir, "cpu").embedding
+        found: dict[str, dict[str, Any]] = {}
+        for uri in FILES:
+            audio = torch.from_numpy(load_audio(ami / f"{uri}.wav"))
+            found[uri] = {}
+            for person in sorted({w for _, _, w in refs[uri]}):
+                spans = alone(refs[uri], person)
+                if not spans:
+                    continue
+                with torch.inference_mode():
+                    vectors = embed_windows(model, audio, windows(spans), lambda *a, **k: None)
+                unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+                voice = unit.mean(axis=0)
+                found[uri][person] = {
+                    "embedding": (voice / np.linalg.norm(voice)).tolist(),
+                    "seconds": sum(b - a for a, b in spans),
+                }
+        cache.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(found))
+    stored = json.loads(path.read_text())
+    out = {}
+    for uri in FILES:
+        speech: dict[str, float] = {}
+        for start, end, person in refs[uri]:
+            speech[person] = speech.get(person, 0.0) + end - start
+        voices = {
+            k: (np.array(v["embedding"], dtype=np.float32), float(v["seconds"]))
+            for k, v in stored[uri].items()
+        }
+        out[uri] = File(uri, voices, {k: k for k in voices}, speech, {k: k for k in voices})
+    return out
+
+
 def durations(ami: Path, files: dict[str, File], refs: dict[str, list]) -> None:
     """How much speech a voice needs: embed only the first N seconds of a person's speech
     (where nobody else talks, from the reference turns) and compare with the same person's
@@ -382,6 +430,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=models / "bench-cache")
     parser.add_argument("--speed", action="store_true", help="only time the matching")
     parser.add_argument("--durations", action="store_true", help="speech a voice needs")
+    parser.add_argument(
+        "--reference", action="store_true", help="voices from the reference turns instead"
+    )
     args = parser.parse_args()
     if args.speed:
         speed()
@@ -390,8 +441,11 @@ def main() -> None:
     refs: dict[str, list[tuple[float, float, str]]] = {}
     for part in ("train", "development", "test"):
         refs.update(load_rttm(ami / f"debug.{part}.rttm"))
-    outputs = diarized(ami, args.cache)
-    files = {uri: file_of(uri, outputs[uri], refs[uri]) for uri in FILES}
+    if args.reference:
+        files = reference_files(ami, refs, args.cache)
+    else:
+        outputs = diarized(ami, args.cache)
+        files = {uri: file_of(uri, outputs[uri], refs[uri]) for uri in FILES}
     if args.durations:
         durations(ami, files, refs)
         return
