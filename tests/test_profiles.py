@@ -316,3 +316,23 @@ async def test_matching_with_a_thousand_profiles_adds_under_50_ms(make_client: A
     median = sorted(times)[3]
     print(f"1,000 profiles: gallery {cold * 1000:.1f} ms, matching {median * 1000:.1f} ms")
     assert sorted(times)[3] < 0.05, (cold, times)
+
+
+async def test_profile_routes_need_the_token(make_client: Any) -> None:
+    client = await make_client(token="voices-token")
+    auth = {"Authorization": "Bearer voices-token"}
+    snap = await (await client.post("/api/tasks", json={"filename": "a.wav"}, headers=auth)).json()
+    calls = [
+        ("GET", "/api/profiles"),
+        ("GET", "/api/profiles/export"),
+        ("POST", "/api/profiles"),
+        ("POST", "/api/profiles/import"),
+        ("PATCH", "/api/profiles/x"),
+        ("DELETE", "/api/profiles/x"),
+        ("POST", "/api/profiles/x/samples"),
+        ("DELETE", f"/api/tasks/{snap['id']}/speakers/SPEAKER_00/profile"),
+    ]
+    for method, path in calls:
+        await assert_error(await client.request(method, path, json={}), 401, "UNAUTHORIZED")
+    listing = await client.get("/api/profiles", headers=auth)
+    assert listing.status == 200 and await listing.json() == {"profiles": []}
