@@ -128,14 +128,18 @@ async def test_undo_a_match_holds_through_a_rediarization(make_client: Any) -> N
         (second, anna["id"])
     ]
     await assert_error(await client.delete(url), 409, "CONFLICT")
+    # While the first task diarizes again, its match cannot be undone, and nothing is stored.
+    assert (await client.post(f"/api/tasks/{first}/rediarize", json={})).status == 202
+    busy = await client.delete(f"/api/tasks/{first}/speakers/SPEAKER_00/profile")
+    await assert_error(busy, 409, "CONFLICT")
+    assert len(await rows(client, "SELECT * FROM profile_rejections")) == 1
+    await wait_for_stage(client, first, {"complete"})
     resp = await client.post(f"/api/tasks/{second}/rediarize", json={})
     assert resp.status == 202
     await wait_for_stage(client, second, {"complete"})
     again = await transcript(client, second)
     assert again["source"] == "rediarize" and again["speaker_names"] == {}
     # The first task, re-diarized, is still matched: the rejection is the second task's only.
-    await client.post(f"/api/tasks/{first}/rediarize", json={})
-    await wait_for_stage(client, first, {"complete"})
     assert (await transcript(client, first))["speaker_names"] == {"SPEAKER_00": "Anna"}
 
 

@@ -210,7 +210,13 @@ class Profiles:
 
     async def unmatch(self, task_id: str, speaker: str) -> dict[str, Any]:
         """ "This is not Anna": the speaker back to its label; this task never gets Anna again."""
-        _, revision = await self.transcripts.latest(task_id)
+        task, revision = await self.transcripts.latest(task_id)
+        if task.stage != Stage.COMPLETE:  # the undo is an edit: only of a complete transcript
+            raise ApiError(
+                "CONFLICT",
+                f"The task is {task.stage.value}; a match is undone once it is complete.",
+                f"stage={task.stage.value}",
+            )
         profile_id = profile_of(revision.data, speaker)
         if profile_id is None:
             if speaker not in labels(revision.data):
