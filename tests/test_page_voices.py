@@ -67,7 +67,7 @@ def test_remember_recognise_undo_rename_delete(
     page.goto(server.url)
     expect(page.get_by_text("No voices remembered yet.")).to_be_visible()
     first = upload_complete(page, tmp_path, "monday.wav")
-    voices = page.get_by_role("region", name="Voices")
+    voices = page.get_by_role("region", name="Voices", exact=True)
     expect(voices.get_by_role("listitem")).to_have_text(
         ["Speaker 1Remember this voice", "Speaker 2Remember this voice"]
     )
@@ -107,3 +107,57 @@ def test_remember_recognise_undo_rename_delete(
     expect(page.get_by_text("No voices remembered yet.")).to_be_visible()
     assert api(f"{server.url}/api/profiles") == {"profiles": []}
     assert not errors, errors
+
+
+@pytest.mark.slow
+def test_real_pipeline_recognises_the_same_people_in_the_next_meeting(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The real models (tiny.en, the bundled diarizer): two AMI excerpts of the same two
+    people. Both voices remembered from the first on the page are recognised in the second,
+    each as the right person (the reference RTTM says who is who)."""
+    from transcriber.config import Config
+    from transcriber.worker import assets
+
+    from .test_profiles_real import owners, reference
+
+    ami = assets.fetch_ami_excerpts(Config.from_env().models_dir)
+    server = ServerProcess(tmp_path / "data", "--model", "tiny.en", "--device", "cpu").start()
+    errors: list[str] = []
+    try:
+        page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+        page.set_default_timeout(30_000)
+        collect_errors(page, errors)
+        page.goto(server.url)
+        first = upload_real(page, ami / "dev00.wav")
+        voices = page.get_by_role("region", name="Voices", exact=True)
+        names = {"Speaker 1": "Alex", "Speaker 2": "Sam"}
+        for shown, name in names.items():
+            answer(page, name)
+            voices.get_by_role("button", name=f"Remember the voice of {shown}").click()
+            expect(voices.get_by_role("listitem").filter(has_text=name)).to_contain_text(
+                "Recognised"
+            )
+        second = upload_real(page, ami / "dev01.wav")
+        for name in names.values():
+            expect(voices.get_by_role("listitem").filter(has_text=name)).to_contain_text(
+                "Recognised"
+            )
+        truth = {}
+        for task_id, uri in ((first, "dev00"), (second, "dev01")):
+            with urllib.request.urlopen(f"{server.url}/api/tasks/{task_id}/diarization.rttm") as r:
+                truth[uri] = owners(r.read().decode(), reference(ami, uri))
+        assert truth["dev00"] == truth["dev01"] and set(truth["dev01"]) == {"Alex", "Sam"}
+        violations = Axe().run(page).response["violations"]
+        assert not violations, [(v["id"], [n["target"] for n in v["nodes"]]) for v in violations]
+    finally:
+        server.stop()
+    assert not errors, errors
+
+
+def upload_real(page: Page, wav: Path) -> str:
+    page.locator("#files").set_input_files(str(wav))
+    expect(page.get_by_role("heading", name=wav.name)).to_be_visible()
+    # The real models take a while on a busy CPU.
+    expect(page.get_by_role("region", name="Voices", exact=True)).to_be_visible(timeout=600_000)
+    return str(page.evaluate("window.location.hash").split("=")[1])
