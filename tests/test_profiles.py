@@ -91,6 +91,11 @@ async def test_a_profile_names_the_same_voice_in_the_next_task(make_client: Any)
         "profile_id": anna["id"],
         "similarity": 1.0,
     }
+    # Stored as an edit's delta, and read back from the database the same.
+    stored = await client.server.app[TRANSCRIPTS].store.get(first, 2)
+    assert stored is not None and stored.source == "edit"
+    assert stored.data["speaker_profiles"]["SPEAKER_00"]["profile_id"] == anna["id"]
+    assert stored.data["speaker_names"] == {"SPEAKER_00": "Anna"}
     second = await done_task(client, num_speakers="2")
     body = await transcript(client, second)
     assert body["speaker_names"] == {"SPEAKER_00": "Anna"}
