@@ -116,19 +116,23 @@ class ProfileStore:
             rows = await cur.fetchall()
         return [StoredVoice(r[0], float(r[1]), from_blob(r[2])) for r in rows]
 
-    async def profiles(self) -> list[Profile]:
-        """Every profile with its samples, by name."""
+    async def profiles(self, profile_id: str | None = None) -> list[Profile]:
+        """Every profile with its samples, by name; or only the one with this id."""
+        where, args = ("WHERE profile_id = ?", (profile_id,)) if profile_id else ("", ())
         async with self._db.execute(
             "SELECT profile_id, task_id, speaker, seconds, embedding, created_at"
-            " FROM profile_samples ORDER BY rowid"
+            f" FROM profile_samples {where} ORDER BY rowid",
+            args,
         ) as cur:
             rows = await cur.fetchall()
         samples: dict[str, list[Sample]] = {}
         for r in rows:
             sample = Sample(r[1], r[2], float(r[3]), from_blob(r[4]), r[5])
             samples.setdefault(r[0], []).append(sample)
+        where = "WHERE id = ?" if profile_id else ""
         async with self._db.execute(
-            "SELECT id, name, created_at, updated_at FROM profiles ORDER BY name, id"
+            f"SELECT id, name, created_at, updated_at FROM profiles {where} ORDER BY name, id",
+            args,
         ) as cur:
             found = await cur.fetchall()
         return [Profile(r[0], r[1], r[2], r[3], tuple(samples.get(r[0], ()))) for r in found]

@@ -141,9 +141,9 @@ class Profiles:
         return found, revision.data
 
     async def require(self, profile_id: str) -> Profile:
-        for profile in await self.store.profiles():
-            if profile.id == profile_id:
-                return profile
+        found = await self.store.profiles(profile_id)
+        if found:
+            return found[0]
         raise ApiError("UNKNOWN_PROFILE", detail=f"id={profile_id[:100]}")
 
     async def create(self, task_id: str, speaker: object, name: object = None) -> Profile:
