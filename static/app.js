@@ -12,6 +12,7 @@ import { readSettings } from "./settings.js";
 import { STAGE, TERMINAL } from "./stages.js";
 import { TaskList } from "./tasks.js";
 import { UploadForm } from "./upload.js";
+import { Voices } from "./voices.js";
 
 const STATE_TEXT = {
   connecting: "Connecting",
@@ -25,7 +26,13 @@ const $ = (id) => document.getElementById(id);
 const settings = readSettings();
 const api = new Api({ onUnauthorized: () => askToken() });
 const announcer = $("announcer");
-const result = new ResultView($("result"), api, { news: $("transcript-news") });
+const voices = new Voices(api, {
+  list: $("profile-list"),
+  empty: $("no-profiles"),
+  status: $("profiles-status"),
+  onTaskChanged: () => result.reload(),
+});
+const result = new ResultView($("result"), api, { news: $("transcript-news"), voices });
 
 function announce(text) {
   // A fresh node, so the same words twice in a row are announced twice.
@@ -226,6 +233,7 @@ function start() {
   connection.start();
   loadTasks();
   showRetention();
+  voices.refresh();
 }
 
 function askToken() {

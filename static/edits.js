@@ -26,11 +26,17 @@ export function applyChange(data, answer) {
     if (speaker !== seg.speaker) segments[at] = { ...seg, speaker };
   }
   const speakers = [...new Set(segments.map((s) => s.speaker).filter(Boolean))];
+  // A speaker renamed by hand is no longer marked as recognised (as the server does).
+  const before = data.speaker_names || {};
+  const profiles = Object.fromEntries(
+    Object.entries(data.speaker_profiles || {}).filter(([label]) => names[label] === before[label]),
+  );
   return {
     ...data,
     revision: answer.revision,
     source: answer.source,
     speaker_names: names,
+    speaker_profiles: profiles,
     speakers,
     segments,
   };

@@ -19,9 +19,10 @@ const RUNNING = new Set([STAGE.TRANSCRIBING, STAGE.ALIGNING, STAGE.DIARIZING]);
 
 export class ResultView {
   // news: the polite live region told about new provisional lines.
-  constructor(root, api, { news = null } = {}) {
+  constructor(root, api, { news = null, voices = null } = {}) {
     this.root = root;
     this.api = api;
+    this.voices = voices; // voices.js: "Remember this voice" beside the speakers
     this.id = null;
     this.showing = "blank"; // blank, waiting, live (the provisional transcript) or final
     this.text = null; // LiveText: the provisional segments of the task shown, while it runs
@@ -327,6 +328,7 @@ export class ResultView {
       h("p", { class: "meta" }, this.summary(snap, data, speakers)),
       this.downloads(snap),
       this.player,
+      this.voices ? this.voices.block(this) : null,
       this.editor.status,
       h("h3", { class: "visually-hidden" }, "Transcript"),
       this.transcript(speakers),

@@ -154,6 +154,32 @@ def test_diarize_three_voices(diarizer: Any, voices: np.ndarray) -> None:
 
 
 @pytest.mark.slow
+def test_each_speaker_found_keeps_one_unit_voice(diarizer: Any, voices: np.ndarray) -> None:
+    """The voice a task keeps per speaker (known voices): the unit mean of its embeddings and
+    the seconds of its turns; three different people are far apart."""
+    from transcriber.worker.pipeline.diarize import diarize_voices
+
+    turns, found = diarize_voices(diarizer, voices, {}, lambda p, d: None)
+    assert (
+        sorted(found)
+        == sorted({t.speaker for t in turns})
+        == [
+            "SPEAKER_00",
+            "SPEAKER_01",
+            "SPEAKER_02",
+        ]
+    )
+    for label, voice in found.items():
+        vector = np.array(voice.embedding)
+        assert vector.shape == (192,) and abs(np.linalg.norm(vector) - 1) < 1e-6
+        spoken = sum(t.end - t.start for t in turns if t.speaker == label)
+        assert voice.seconds == pytest.approx(spoken, abs=0.01) and voice.seconds > 3
+    matrix = np.array([found[k].embedding for k in sorted(found)])
+    cosine = matrix @ matrix.T
+    assert cosine[~np.eye(3, dtype=bool)].max() < 0.6
+
+
+@pytest.mark.slow
 def test_diarize_honours_num_speakers(diarizer: Any, voices: np.ndarray) -> None:
     from transcriber.worker.pipeline.diarize import diarize
 

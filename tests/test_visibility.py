@@ -117,10 +117,10 @@ async def test_every_task_route_answers_another_persons_task_as_unknown(lab: Lab
     assert len(routes) >= 12 and ("DELETE", "/api/tasks/{task_id}") in routes
     alice, bob = lab.tasks["alice"], lab.tasks["bob"]
     for method, template in routes:
-        path = template.format(task_id=alice, index=0)
+        path = template.format(task_id=alice, index=0, speaker="SPEAKER_00")
         resp = await lab.client.request(method, path, headers=lab.as_("bob"), json={})
         other = await assert_error(resp, 404, "UNKNOWN_TASK")
-        missing = template.format(task_id=ABSENT, index=0)
+        missing = template.format(task_id=ABSENT, index=0, speaker="SPEAKER_00")
         resp = await lab.client.request(method, missing, headers=lab.as_("bob"), json={})
         if resp.status == 404:
             absent = await resp.json()
@@ -134,6 +134,22 @@ async def test_every_task_route_answers_another_persons_task_as_unknown(lab: Lab
     resp = await lab.client.delete(f"/api/tasks/{bob}", headers=lab.as_("bob"))
     assert resp.status == 204
     assert await listed(lab, "admin") == [("alice.wav", "alice")]
+
+
+async def test_a_task_named_in_a_body_is_checked_too(lab: Lab) -> None:
+    """Voice profiles are made from a task named in the body, not the path."""
+    alice = lab.tasks["alice"]
+    body = {"task_id": alice, "speaker": "SPEAKER_00", "name": "Alice"}
+    resp = await lab.client.post("/api/profiles", json=body, headers=lab.as_("bob"))
+    await assert_error(resp, 404, "UNKNOWN_TASK")
+    resp = await lab.client.post("/api/profiles", json=body, headers=lab.as_("alice"))
+    assert resp.status == 201, await resp.text()
+    profile = await resp.json()
+    sample = {"task_id": alice, "speaker": "SPEAKER_00"}
+    resp = await lab.client.post(
+        f"/api/profiles/{profile['id']}/samples", json=sample, headers=lab.as_("bob")
+    )
+    await assert_error(resp, 404, "UNKNOWN_TASK")
 
 
 async def test_the_websocket_treats_another_persons_task_as_unknown(lab: Lab) -> None:

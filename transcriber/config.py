@@ -104,6 +104,11 @@ class Config:
     max_uploads: int = setting(
         256, "uploads in progress at once; more are refused with 429 TOO_MANY_UPLOADS"
     )
+    profiles: bool = setting(
+        True,
+        "known voices: keep voice profiles and name the speakers they match (off: no profile"
+        " is made or matched; speakers' voices are still kept with their tasks)",
+    )
     live_text: bool = setting(
         True, "send each segment of text as it is decoded (off: the text comes at the end)"
     )

@@ -1,5 +1,5 @@
 """Command-line client: submit (with live progress bars and, asked, the text as it is decoded),
-status, get, list, cancel.
+status, get, list, cancel; `profiles` (client/profiles.py).
 
 Talks to a running server over HTTP and the WebSocket, falling back to long-polling like the
 page does. Exit codes: 0 done, 1 a task failed or was cancelled, 3 the server refused the
@@ -301,3 +301,6 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("id")
     for name in COMMANDS:
         sub.choices[name].set_defaults(func=run)
+    from transcriber.client.profiles import add_profile_commands  # it imports this module
+
+    add_profile_commands(sub, common)

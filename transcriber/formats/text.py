@@ -23,7 +23,7 @@ def to_json(data: dict[str, Any], timings: dict[str, float]) -> str:
         "segments": data["segments"],
     }
     # After the run: which revision this is, and the names given to the labels.
-    for key in ("revision", "source", "speaker_names"):
+    for key in ("revision", "source", "speaker_names", "speaker_profiles"):
         if key in data:
             body[key] = data[key]
     return json.dumps(body, ensure_ascii=False, indent=1)

@@ -39,6 +39,12 @@ CODES: dict[str, tuple[int, str]] = {
     "DISK_FULL": (507, "The server is out of disk space."),
     "TOO_MANY_UPLOADS": (429, "The server is receiving too many uploads at once; try again later."),
     "CALLBACK_NOT_ALLOWED": (400, "This server does not send webhooks to that address."),
+    "UNKNOWN_PROFILE": (404, "There is no voice profile with this id."),
+    "UNKNOWN_SPEAKER": (404, "This task has no speaker with this label."),
+    "NO_VOICES": (409, "This task has no speaker voices: it ran without diarization."),
+    "TOO_LITTLE_SPEECH": (422, "This speaker says too little for the voice to be recognised."),
+    "NAME_TAKEN": (409, "Another voice profile already has this name."),
+    "PROFILES_OFF": (403, "Known voices are turned off on this server."),
 }
 
 

@@ -95,6 +95,11 @@ class Options(BaseModel):
         default=None, ge=1, le=MAX_SPEAKERS, description="At most this many speakers."
     )
     word_timestamps: bool = Field(default=True, description="Word timings in the transcript.")
+    match_profiles: bool = Field(
+        default=True,
+        description="Name the speakers whose voices match a voice profile (when there are any"
+        " and the server keeps them).",
+    )
     initial_prompt: str | None = Field(
         default=None, max_length=MAX_PROMPT, description="Context for Whisper: names, spellings."
     )

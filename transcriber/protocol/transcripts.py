@@ -46,6 +46,15 @@ class Segment(BaseModel):
     )
 
 
+class SpeakerProfile(BaseModel):
+    """A speaker the server recognised: the profile it was matched to, and how closely."""
+
+    model_config = _EXACT
+
+    profile_id: str
+    similarity: float = Field(description="Cosine of the speaker's voice and the profile's.")
+
+
 class TranscriptRevision(BaseModel):
     """The json format of a revision: revision 0 is the model's output, each edit the next."""
 
@@ -60,6 +69,9 @@ class TranscriptRevision(BaseModel):
     revision: int = Field(ge=0)
     source: Literal["model", "edit", "rediarize"]
     speaker_names: dict[str, str] = Field(description="Label -> the name given to it.")
+    speaker_profiles: dict[str, SpeakerProfile] = Field(
+        default={}, description="Label -> the voice profile it was recognised as."
+    )
 
 
 class ChangedSegment(Segment):

@@ -12,6 +12,7 @@ import aiosqlite
 from transcriber.protocol.stages import Stage
 from transcriber.store.apikeys import MIGRATION as KEYS_MIGRATION
 from transcriber.store.live import MIGRATION as LIVE_MIGRATION
+from transcriber.store.profiles import MIGRATION as PROFILES_MIGRATION
 from transcriber.store.task import Task
 from transcriber.store.transaction import transaction
 from transcriber.store.transcripts import DELTAS_MIGRATION
@@ -78,6 +79,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("keys per person, and the owner of each task", KEYS_MIGRATION),
     ("webhook deliveries: their state on the task, pending messages kept", WEBHOOKS_MIGRATION),
     ("watched folders: each file seen, and what became of it", WATCHED_MIGRATION),
+    ("known voices: speakers' voices, profiles, their samples, undone matches", PROFILES_MIGRATION),
 ]
 
 COLUMNS = (

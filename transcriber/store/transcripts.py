@@ -264,14 +264,16 @@ async def _insert(
     return cursor.rowcount == 1
 
 
-_DELTA_KEYS = ("segments", "speaker_names")
+_DELTA_KEYS = ("segments", "speaker_names", "speaker_profiles")
+# What an edit may replace whole besides segments: names, and the speakers tied to profiles.
+_WHOLE_KEYS = ("speaker_names", "speaker_profiles")
 
 
 def _delta(previous: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """What changed from `previous` to `data`, in the form _replay applies."""
     old, new = previous["segments"], data["segments"]
     rest = [{k: v for k, v in d.items() if k not in _DELTA_KEYS} for d in (previous, data)]
-    dropped = "speaker_names" in previous and "speaker_names" not in data
+    dropped = any(k in previous and k not in data for k in _WHOLE_KEYS)
     if len(old) != len(new) or rest[0] != rest[1] or dropped:
         raise ValueError("an edit changes segments (not how many) and speaker names only")
     # An edit copies only what it changes: the identity test skips the rest without a compare.
@@ -282,8 +284,9 @@ def _delta(previous: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
             if segment is not was and segment != was
         }
     }
-    if previous.get("speaker_names") != data.get("speaker_names"):
-        delta["speaker_names"] = data["speaker_names"]
+    for key in _WHOLE_KEYS:
+        if previous.get(key) != data.get(key):
+            delta[key] = data[key]
     return delta
 
 
@@ -292,5 +295,6 @@ def _replay(data: dict[str, Any], delta: dict[str, Any]) -> None:
     segments = data["segments"]
     for index, segment in delta["segments"].items():
         segments[int(index)] = segment
-    if "speaker_names" in delta:
-        data["speaker_names"] = delta["speaker_names"]
+    for key in _WHOLE_KEYS:
+        if key in delta:
+            data[key] = delta[key]

@@ -92,8 +92,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-async def _check_visible(request: web.Request, holder: Person) -> None:
-    task_id = request.match_info.get("task_id")
+async def check_visible(request: web.Request, task_id: str) -> None:
+    """UNKNOWN_TASK when the person may not see the task a request names in its body (the
+    middleware checks the ones in the path)."""
+    await _check_visible(request, person(request), task_id)
+
+
+async def _check_visible(request: web.Request, holder: Person, task_id: str | None = None) -> None:
+    task_id = task_id or request.match_info.get("task_id")
     if task_id is None or holder.sees(request.app[CONFIG].visibility) is None:
         return
     task = await request.app[TASKS].get(task_id)

@@ -27,12 +27,16 @@ from transcriber.protocol.openai import (
     TranscriptTextDone,
 )
 from transcriber.protocol.options import Options
+from transcriber.protocol.profiles import ProfileExport, ProfileInfo, ProfileList, Unmatched
 from transcriber.protocol.server import Health, PublicHealth, SessionState, SignIn, StageSaved
 from transcriber.protocol.snapshot import NewTask, Snapshot, TaskList
 from transcriber.protocol.transcripts import RevisionChange, SearchPage, TranscriptRevision
 from transcriber.web.params import (
     AttemptQuery,
     LongPoll,
+    NewProfile,
+    NewSample,
+    ProfileName,
     RevisionQuery,
     SearchQuery,
     SegmentEdit,
@@ -214,6 +218,45 @@ ROUTES: dict[str, Route] = {
         {200: _json(SearchPage, "Hits")},
         (400,),
         query=SearchQuery,
+    ),
+    "unmatch": Route(
+        "Undo a recognised speaker: back to its label, never matched to that profile again"
+        " in this task",
+        {200: _json(Unmatched, "The task's names now")},
+        (404, 409),
+    ),
+    "profiles": Route("Voice profiles, by name", {200: _json(ProfileList, "The profiles")}),
+    "create_profile": Route(
+        "Remember a complete task's speaker as a voice profile",
+        {201: _json(ProfileInfo, "The profile", Location="The profile's address")},
+        (400, 403, 404, 409, 422),
+        body={JSON: NewProfile},
+    ),
+    "add_sample": Route(
+        "Add a complete task's speaker as one more sample of a profile",
+        {200: _json(ProfileInfo, "The profile")},
+        (400, 403, 404, 409, 422),
+        body={JSON: NewSample},
+    ),
+    "rename_profile": Route(
+        "Rename a voice profile",
+        {200: _json(ProfileInfo, "The profile")},
+        (400, 403, 404, 409),
+        body={JSON: ProfileName},
+    ),
+    "delete_profile": Route(
+        "Delete a voice profile and every embedding of it", {204: Answer("Deleted")}, (404,)
+    ),
+    "export_profiles": Route(
+        "Every profile with its voice embeddings, to import on another server",
+        {200: _json(ProfileExport, "The export file")},
+        description="The only answer that carries voice embeddings (docs/security.md).",
+    ),
+    "import_profiles": Route(
+        "Import profiles from an export file: all of them or none",
+        {201: _json(ProfileList, "The profiles made")},
+        (400, 403, 409, 413),
+        body={JSON: ProfileExport},
     ),
     "openai": Route(
         "OpenAI-compatible transcription; answers when the task ends, or streams the text",

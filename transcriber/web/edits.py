@@ -31,7 +31,7 @@ from transcriber.web.parsing import json_body, query
 
 
 def _revision_json(revision: Revision) -> str:
-    data = {"speaker_names": {}} | named(revision.data)
+    data = {"speaker_names": {}, "speaker_profiles": {}} | named(revision.data)
     data |= {"revision": revision.revision, "source": revision.source}
     return to_json(data, {})
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from transcriber.config import Config
 from transcriber.jobs.access import KeyRing, Person
 from transcriber.jobs.hub import Hub
+from transcriber.jobs.profiles.profiles import Profiles
 from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.transcripts.revisions import Transcripts
@@ -24,6 +25,7 @@ KEYRING = web.AppKey("keyring", KeyRing)
 # Who a request acts as (web/auth.py); unset on a request to an /api/ path without a good
 # credential, which only the open paths (health, session) get to see.
 PERSON = web.RequestKey("person", Person)
+PROFILES = web.AppKey("profiles", Profiles)
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
 # The Host names this server answers to without a token (web/security.py), worked out once.
 HOST_NAMES: web.AppKey[frozenset[str]] = web.AppKey("host_names")

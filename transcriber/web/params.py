@@ -42,6 +42,8 @@ class PathParams(BaseModel):
     task_id: str = Field(description="The task's id.")
     index: int = Field(ge=0, description="The segment's index in the transcript.")
     stage: str = Field(description="A stage whose output a worker saves (e.g. transcribing).")
+    speaker: str = Field(description="A speaker's label in the JSON transcript: SPEAKER_00.")
+    profile_id: str = Field(description="The voice profile's id.")
 
 
 class TaskPage(BaseModel):
@@ -169,3 +171,30 @@ class SpeakerCounts(BaseModel):
     num_speakers: _Count = None
     min_speakers: _Count = None
     max_speakers: _Count = None
+
+
+class NewProfile(BaseModel):
+    """A profile from a complete task's speaker; the name defaults to the speaker's name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str = Field(min_length=1, max_length=200)
+    speaker: str = Field(min_length=1, max_length=200, description="Its label: SPEAKER_00.")
+    name: str | SkipJsonSchema[None] = Field(
+        default=None, description="At most 100 characters, no control characters; unique."
+    )
+
+
+class NewSample(BaseModel):
+    """One more sample of a profile's voice: a complete task's speaker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str = Field(min_length=1, max_length=200)
+    speaker: str = Field(min_length=1, max_length=200, description="Its label: SPEAKER_00.")
+
+
+class ProfileName(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="At most 100 characters, no control characters; unique.")

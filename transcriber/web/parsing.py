@@ -35,6 +35,31 @@ async def json_body(request: web.Request) -> Any:
         raise ApiError("BAD_REQUEST", "The body is not valid JSON.", str(exc)) from exc
 
 
+def model_body(body: object, model: type[Query]) -> Query:
+    """A JSON body read through the route's model (web/params.py): 400 naming the field."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the body"
+        raise ApiError("BAD_REQUEST", f"{where}: {first['msg']}.", first["type"]) from exc
+
+
+async def large_json_body(request: web.Request, limit: int) -> Any:
+    """A JSON body past aiohttp's request cap (an import of profiles), read in chunks up to
+    `limit` bytes: 413 FILE_TOO_LARGE beyond."""
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError("FILE_TOO_LARGE", detail=f"more than {limit} bytes")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError("BAD_REQUEST", "The body is not valid JSON.", str(exc)) from exc
+
+
 def query(request: web.Request, model: type[Query]) -> Query:
     """The query string read through the route's model (web/params.py), whose Fields hold the
     bounds; the first thing wrong answers in words that name the parameter.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from transcriber.web import api, edits, nodes, openai_api, openapi, results, session, ws
+from transcriber.web import api, edits, nodes, openai_api, openapi, profiles, results, session, ws
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 NODE_STAGE = "/internal/nodes/tasks/{task_id}/stages/{stage}"
@@ -40,6 +40,18 @@ def setup_routes(app: web.Application) -> None:
             web.patch("/api/tasks/{task_id}/speakers", edits.speakers, name="speakers"),
             web.patch("/api/tasks/{task_id}/segments/{index}", edits.segment, name="segment"),
             web.post("/api/tasks/{task_id}/rediarize", edits.rediarize, name="rediarize"),
+            web.delete(
+                "/api/tasks/{task_id}/speakers/{speaker}/profile", profiles.unmatch, name="unmatch"
+            ),
+            web.get("/api/profiles", profiles.list_profiles, name="profiles"),
+            web.post("/api/profiles", profiles.create_profile, name="create_profile"),
+            web.get("/api/profiles/export", profiles.export_profiles, name="export_profiles"),
+            web.post("/api/profiles/import", profiles.import_file, name="import_profiles"),
+            web.patch("/api/profiles/{profile_id}", profiles.rename_profile, name="rename_profile"),
+            web.delete(
+                "/api/profiles/{profile_id}", profiles.delete_profile, name="delete_profile"
+            ),
+            web.post("/api/profiles/{profile_id}/samples", profiles.add_sample, name="add_sample"),
             web.get("/api/search", edits.search, name="search"),
             web.post("/v1/audio/transcriptions", openai_api.transcriptions, name="openai"),
             web.get("/v1/models", openai_api.models, name="openai_models"),

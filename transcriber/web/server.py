@@ -13,6 +13,7 @@ from transcriber.jobs.access import KeyRing
 from transcriber.jobs.engines.engine import make_executor
 from transcriber.jobs.hub import Hub
 from transcriber.jobs.intake.admission import disk_warning
+from transcriber.jobs.profiles.profiles import Profiles
 from transcriber.jobs.running.runner import Runner
 from transcriber.jobs.tasks import Tasks
 from transcriber.jobs.transcripts.revisions import Transcripts
@@ -20,6 +21,7 @@ from transcriber.jobs.watch.folder import Watcher
 from transcriber.jobs.webhooks.deliveries import Deliveries
 from transcriber.store.apikeys import KeyStore
 from transcriber.store.db import Store
+from transcriber.store.profiles import ProfileStore
 from transcriber.store.transcripts import TranscriptStore
 from transcriber.web.auth import auth_middleware
 from transcriber.web.keys import (
@@ -28,6 +30,7 @@ from transcriber.web.keys import (
     HOST_VERDICTS,
     HUB,
     KEYRING,
+    PROFILES,
     RUNNER,
     SEGMENT_PAGES,
     SOCKETS,
@@ -52,6 +55,9 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TASKS] = Tasks(store, app[HUB], config.files_dir, config.max_uploads)
     app[TRANSCRIPTS] = Transcripts(app[TASKS], TranscriptStore(store.db))
     app[KEYRING] = KeyRing(KeyStore(store.db))
+    app[PROFILES] = Profiles(ProfileStore(store.db), app[TRANSCRIPTS], config.profiles)
+    app[TRANSCRIPTS].on_output = app[PROFILES].on_output
+    await app[PROFILES].refresh()
     yield
     await store.close()
 

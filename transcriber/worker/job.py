@@ -63,6 +63,11 @@ def cancel_flag(work_dir: Path, attempt: int) -> Path:
     return work_dir / f"cancel-{attempt}"
 
 
+# The key of the diarizing stage's output that holds each speaker's voice ({label:
+# {"embedding": [...], "seconds": s}}); the server moves it to the database (jobs/profiles).
+VOICES_KEY = "voices"
+
+
 def stage_output(work_dir: Path, stage: str) -> Path:
     return work_dir / f"{stage}.json"
 

@@ -41,7 +41,12 @@ def rename(data: dict[str, Any], body: object) -> dict[str, Any]:
             names.pop(label, None)
             continue
         names[label] = _name(name)
-    return {**data, "speaker_names": names}
+    result = {**data, "speaker_names": names}
+    if data.get("speaker_profiles"):
+        # A speaker named by hand is no longer shown as recognised (jobs/profiles).
+        profiles = data["speaker_profiles"]
+        result["speaker_profiles"] = {k: v for k, v in profiles.items() if k not in body}
+    return result
 
 
 def _name(name: object) -> str:

@@ -12,6 +12,6 @@ from transcriber.store.transcripts import Revision
 def export(fmt: str, task: Task, revision: Revision) -> bytes:
     """The file. Slow for an hour's transcript (a copy and a render): call it in a thread, or
     it holds up every other request on the event loop."""
-    data = {"speaker_names": {}} | named(revision.data)
+    data = {"speaker_names": {}, "speaker_profiles": {}} | named(revision.data)
     data |= {"revision": revision.revision, "source": revision.source}
     return render(fmt, task, data)

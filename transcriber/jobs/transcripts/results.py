@@ -9,11 +9,12 @@ from transcriber.jobs.tasks import Tasks
 from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage, pipeline_stages
 from transcriber.store.task import Task
-from transcriber.worker.job import stage_output
+from transcriber.worker.job import VOICES_KEY, stage_output
 
 
-def final_output(tasks: Tasks, task: Task) -> dict[str, Any]:
-    """The output of the task's last stage: the finished transcript (NOT_READY before)."""
+def final_output(tasks: Tasks, task: Task, keep_voices: bool = False) -> dict[str, Any]:
+    """The output of the task's last stage: the finished transcript (NOT_READY before).
+    The speakers' voices (VOICES_KEY) are left out unless asked for: no answer carries them."""
     if task.stage != Stage.COMPLETE:
         raise ApiError(
             "NOT_READY",
@@ -23,4 +24,6 @@ def final_output(tasks: Tasks, task: Task) -> dict[str, Any]:
     last = pipeline_stages(task.options)[-1].value
     path = stage_output(tasks.work_dir(task.id), last)
     data: dict[str, Any] = json.loads(path.read_text())
+    if not keep_voices:
+        data.pop(VOICES_KEY, None)
     return data

@@ -27,10 +27,14 @@ from transcriber.protocol.errors import ApiError
 from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task, now_iso
 from transcriber.store.transcripts import Revision, TranscriptStore
+from transcriber.worker.job import VOICES_KEY
 
 log = logging.getLogger(__name__)
 
 Edit = Callable[[dict[str, Any]], dict[str, Any]]
+# Given a run's output as it becomes a revision: (task, the speakers' voices or None, the
+# revision's data) -> the data to save (jobs/profiles names the speakers it recognises).
+OnOutput = Callable[[Task, object, dict[str, Any]], Awaitable[dict[str, Any]]]
 # Tasks a search's catch-up takes from the database at once.
 SYNC_BATCH = 50
 # The latest revisions kept in memory: at most this many tasks' and this many segments in all
@@ -97,6 +101,7 @@ class Transcripts:
         self._kept_segments = 0
         self._keep_latest, self._keep_segments = keep_latest, keep_segments
         self._deletions = 0  # tasks deleted so far
+        self.on_output: OnOutput | None = None
         tasks.on_delete.append(self.forget)
 
     def forget(self, task_id: str) -> None:
@@ -222,14 +227,17 @@ class Transcripts:
         if task.stage != Stage.COMPLETE or (latest is not None and latest.attempt >= task.attempt):
             return latest
         try:
-            output = final_output(self.tasks, task)
+            output = final_output(self.tasks, task, keep_voices=True)
         except FileNotFoundError:
             log.warning("task %s is complete but its output is gone", task.id)
             return latest
+        voices = output.pop(VOICES_KEY, None)
+        data = output if latest is None else carry_text_edits(latest.data, output)
+        if self.on_output is not None:
+            data = await self.on_output(task, voices, data)
         if latest is None:
-            new = Revision(task.id, 0, task.attempt, "model", now_iso(), output)
+            new = Revision(task.id, 0, task.attempt, "model", now_iso(), data)
         else:
-            data = carry_text_edits(latest.data, output)
             new = Revision(task.id, latest.revision + 1, task.attempt, "rediarize", now_iso(), data)
         await self._saved(new, self.store.add(new, segment_rows(new.data)))
         return new

@@ -32,7 +32,16 @@ from transcriber.worker.assets import (
     diarization_dir,
 )
 from transcriber.worker.pipeline.campplus import CAMPPlus
-from transcriber.worker.pipeline.types import PipelineError, ProgressFn, Transcript, Turn, Word
+from transcriber.worker.pipeline.cluster import SpeakerBounds
+from transcriber.worker.pipeline.types import (
+    PipelineError,
+    ProgressFn,
+    Transcript,
+    Turn,
+    Voice,
+    Word,
+)
+from transcriber.worker.pipeline.voices import speaker_names, voices_of
 from transcriber.worker.pipeline.windows import WindowDiarizer
 
 log = logging.getLogger(__name__)
@@ -199,31 +208,41 @@ def _turns(annotation: Annotation) -> list[Turn]:
     tracks = sorted(
         ((seg.start, seg.end, str(label)) for seg, _, label in annotation.itertracks(True)),
     )
-    names: dict[str, str] = {}
-    for _, _, label in tracks:
-        names.setdefault(label, f"SPEAKER_{len(names):02d}")
+    names = speaker_names(annotation)
     return [Turn(round(s, 3), round(e, 3), names[label]) for s, e, label in tracks]
+
+
+def diarize_voices(
+    pipeline: Any, audio: np.ndarray, options: dict[str, Any], progress: ProgressFn
+) -> tuple[list[Turn], dict[str, Voice]]:
+    """Speaker turns for 16 kHz mono float32 audio, and each speaker's voice; progress may
+    raise Cancelled."""
+    progress(0, "Finding speech")
+    if audio.size == 0:  # pyannote rejects a zero-length waveform; nobody speaks in it
+        progress(100, "0 speakers")
+        return [], {}
+    waveform = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).unsqueeze(0)
+    file = {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": "audio"}
+    bounds = _speaker_options(options)
+    with torch.inference_mode():
+        if isinstance(pipeline, WindowDiarizer):
+            limits = SpeakerBounds(
+                bounds.get("num_speakers"), bounds.get("min_speakers"), bounds.get("max_speakers")
+            )
+            output: Any = pipeline.diarize(file, _progress_hook(progress), limits)
+        else:
+            output = pipeline(file, hook=_progress_hook(progress), **bounds)
+    turns = _turns(annotation_of(output))
+    speakers = len({t.speaker for t in turns})
+    progress(100, f"{speakers} speaker{'s' if speakers != 1 else ''}")
+    return turns, voices_of(output, annotation_of(output), turns)
 
 
 def diarize(
     pipeline: Any, audio: np.ndarray, options: dict[str, Any], progress: ProgressFn
 ) -> list[Turn]:
     """Speaker turns for 16 kHz mono float32 audio; progress may raise Cancelled."""
-    progress(0, "Finding speech")
-    if audio.size == 0:  # pyannote rejects a zero-length waveform; nobody speaks in it
-        progress(100, "0 speakers")
-        return []
-    waveform = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).unsqueeze(0)
-    with torch.inference_mode():
-        output = pipeline(
-            {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": "audio"},
-            hook=_progress_hook(progress),
-            **_speaker_options(options),
-        )
-    turns = _turns(annotation_of(output))
-    speakers = len({t.speaker for t in turns})
-    progress(100, f"{speakers} speaker{'s' if speakers != 1 else ''}")
-    return turns
+    return diarize_voices(pipeline, audio, options, progress)[0]
 
 
 def _overlap(start: float, end: float, turn: Turn) -> float:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from transcriber.protocol.stages import Stage
+from transcriber.worker.job import VOICES_KEY
 from transcriber.worker.pipeline.audio import load_audio
 from transcriber.worker.pipeline.cache import ModelCache
 from transcriber.worker.pipeline.types import (
@@ -165,9 +166,15 @@ class Context:
         # The diarizer first: its load imports torch and pyannote.audio step by step, which
         # importing the diarize module here would do in one silent call.
         pipeline = diarizer(self.diarization, self.device, self.models_dir, self.hf_token, progress)
-        from transcriber.worker.pipeline.diarize import assign_speakers, diarize
+        from transcriber.worker.pipeline.diarize import assign_speakers, diarize_voices
 
-        turns = diarize(pipeline, self.audio(progress), self.options, progress)
+        turns, voices = diarize_voices(pipeline, self.audio(progress), self.options, progress)
         data = assign_speakers(transcript, turns).to_dict()
         data["turns"] = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns]
+        # The server takes these out before the output becomes a transcript (VOICES_KEY in
+        # worker/job.py): they never reach an export.
+        data[VOICES_KEY] = {
+            label: {"embedding": [round(x, 6) for x in v.embedding], "seconds": v.seconds}
+            for label, v in voices.items()
+        }
         return data

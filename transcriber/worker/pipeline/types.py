@@ -114,3 +114,12 @@ class Turn:
     start: float
     end: float
     speaker: str
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One speaker's voice in a recording: the unit-length mean of its embeddings, and the
+    seconds of speech (its turns) that mean rests on."""
+
+    embedding: list[float]
+    seconds: float

@@ -12,6 +12,7 @@ boundaries and overlaps come from the model, not from window centres.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -132,8 +133,36 @@ def frame_labels(count: SlidingWindowFeature, spans: np.ndarray, labels: np.ndar
     return SlidingWindowFeature(activity, frames)
 
 
+@dataclass(frozen=True)
+class WindowOutput:
+    """Turns, and each speaker's voice: shaped like pyannote 4's DiarizeOutput, whose
+    speaker_embeddings rows follow speaker_diarization.labels()."""
+
+    speaker_diarization: Annotation
+    speaker_embeddings: np.ndarray
+
+
+def centroids(
+    embeddings: np.ndarray, labels: np.ndarray, clustered: np.ndarray, speakers: list[Any]
+) -> np.ndarray:
+    """(speakers, dim) unit-length mean embedding of each speaker's windows. Only windows that
+    were clustered count (not those of overlapped speech or slivers: they hold other voices),
+    unless a speaker has none of those."""
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    unit = embeddings / np.maximum(norms, 1e-12)
+    out = np.zeros((len(speakers), embeddings.shape[1]), dtype=np.float32)
+    for row, speaker in enumerate(speakers):
+        mine = labels == int(speaker)
+        chosen = mine & clustered if (mine & clustered).any() else mine
+        if chosen.any():
+            mean = unit[chosen].mean(axis=0)
+            out[row] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return out
+
+
 class WindowDiarizer:
-    """Callable like a pyannote pipeline: ({"waveform", "sample_rate"}, hook, bounds) -> turns."""
+    """Callable like a pyannote pipeline: ({"waveform", "sample_rate"}, hook, bounds) -> turns;
+    `diarize` also gives each speaker's voice (WindowOutput)."""
 
     def __init__(self, segmenter: SpeakerDiarization, embedding: CAMPPlus) -> None:
         self.segmenter = segmenter
@@ -169,17 +198,23 @@ class WindowDiarizer:
         min_speakers: int | None = None,
         max_speakers: int | None = None,
     ) -> Annotation:
+        bounds = SpeakerBounds(num_speakers, min_speakers, max_speakers)
+        return self.diarize(file, hook, bounds).speaker_diarization
+
+    def diarize(
+        self, file: dict[str, Any], hook: Hook | None, bounds: SpeakerBounds
+    ) -> WindowOutput:
         report: Hook = hook or (lambda *args, **kwargs: None)
         seconds = file["waveform"].shape[-1] / SAMPLE_RATE
         segmentations, count = self._speech(file, report)
         spans = windows(speech_regions(count, seconds))
         annotation = Annotation(uri=file.get("uri"))
         if len(spans) == 0:
-            return annotation
+            return WindowOutput(annotation, np.zeros((0, self.embedding.dimension)))
         embeddings = embed_windows(self.embedding, file["waveform"][0], spans, report)
         report("embeddings", embeddings)
-        bounds = SpeakerBounds(num_speakers, min_speakers, max_speakers)
-        labels = cluster_windows(embeddings, left_out(count, spans), bounds)
+        outside = left_out(count, spans)
+        labels = cluster_windows(embeddings, outside, bounds)
         report("clusters", labels)
         labels = smooth_labels(labels, spans)
         activity = relabel_tracks(segmentations, count, spans, labels)
@@ -188,4 +223,5 @@ class WindowDiarizer:
         if len(result.labels()) < low:  # a track vote erased a speaker the user asked for
             result = self.segmenter.to_annotation(frame_labels(count, spans, labels), 0.0, 0.0)
         result.uri = file.get("uri")
-        return result
+        voices = centroids(embeddings, labels, ~outside, list(result.labels()))
+        return WindowOutput(result, voices)

@@ -1,0 +1,1 @@
+"""Known voices: profiles of people, each speaker of a finished diarization matched to them."""
