@@ -21,12 +21,14 @@ export class Voices {
     this.status = status;
     this.onTaskChanged = onTaskChanged;
     this.profiles = [];
+    this.enabled = true; // false on a server started with --no-profiles
   }
 
   async refresh() {
     try {
       const answer = await this.api.get("/api/profiles");
       this.profiles = answer.profiles;
+      this.enabled = answer.enabled !== false;
     } catch (exc) {
       this.status.replaceChildren(errorBlock(exc, { role: "alert" }));
       return;
@@ -145,6 +147,7 @@ export class Voices {
         undo,
       );
     }
+    if (!this.enabled) return h("li", { class: "voice" }, h("span", { class: "voice-name" }, shown));
     const remember = h(
       "button",
       { type: "button", class: "quiet", "aria-label": `Remember the voice of ${shown}` },

@@ -105,7 +105,7 @@ def test_remember_recognise_undo_rename_delete(
     answer(page)
     panel.get_by_role("button", name="Delete Anna Berg").click()
     expect(page.get_by_text("No voices remembered yet.")).to_be_visible()
-    assert api(f"{server.url}/api/profiles") == {"profiles": []}
+    assert api(f"{server.url}/api/profiles") == {"profiles": [], "enabled": True}
     assert not errors, errors
 
 

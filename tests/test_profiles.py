@@ -161,6 +161,9 @@ async def test_match_profiles_off_and_server_setting_off(make_client: Any, tmp_p
     assert (await transcript(off, tid))["speaker_names"] == {}
     resp = await off.post("/api/profiles", json={"task_id": tid, "speaker": "SPEAKER_00"})
     await assert_error(resp, 403, "PROFILES_OFF")
+    # The page reads this and offers no "Remember this voice" there.
+    assert (await (await off.get("/api/profiles")).json()) == {"profiles": [], "enabled": False}
+    assert (await (await client.get("/api/profiles")).json())["enabled"] is True
 
 
 async def test_bad_input_is_refused_and_stores_nothing(make_client: Any, tmp_path: Path) -> None:
@@ -344,4 +347,4 @@ async def test_profile_routes_need_the_token(make_client: Any) -> None:
     for method, path in calls:
         await assert_error(await client.request(method, path, json={}), 401, "UNAUTHORIZED")
     listing = await client.get("/api/profiles", headers=auth)
-    assert listing.status == 200 and await listing.json() == {"profiles": []}
+    assert listing.status == 200 and await listing.json() == {"profiles": [], "enabled": True}

@@ -45,6 +45,11 @@ class ProfileList(BaseModel):
     model_config = _EXACT
 
     profiles: list[ProfileInfo] = Field(description="By name.")
+    enabled: bool = Field(
+        default=True,
+        description="False on a server started with --no-profiles: nothing is matched and no"
+        " profile can be made (listing, rename, delete and export still work).",
+    )
 
 
 class Unmatched(BaseModel):

@@ -36,8 +36,7 @@ def profile_json(profile: Profile) -> dict[str, object]:
 
 async def list_profiles(request: web.Request) -> web.Response:
     found = await request.app[PROFILES].store.profiles()
-    listing = ProfileList.model_validate({"profiles": [profile_json(p) for p in found]})
-    return web.json_response(listing.model_dump())
+    return web.json_response(_listing(request, found))
 
 
 async def create_profile(request: web.Request) -> web.Response:
@@ -79,7 +78,13 @@ async def export_profiles(request: web.Request) -> web.Response:
 async def import_file(request: web.Request) -> web.Response:
     body = await large_json_body(request, IMPORT_LIMIT)
     made = await import_profiles(request.app[PROFILES], body)
-    return web.json_response({"profiles": [profile_json(p) for p in made]}, status=201)
+    return web.json_response(_listing(request, made), status=201)
+
+
+def _listing(request: web.Request, profiles: list[Profile]) -> dict[str, object]:
+    enabled = request.app[PROFILES].enabled
+    listing = {"profiles": [profile_json(p) for p in profiles], "enabled": enabled}
+    return ProfileList.model_validate(listing).model_dump()
 
 
 async def unmatch(request: web.Request) -> web.Response:

@@ -30,11 +30,13 @@ def setup_routes(app: web.Application) -> None:
             web.post("/api/tasks", api.create_task, name="create_task"),
             web.get("/api/tasks/{task_id}", api.get_task, name="task"),
             web.delete("/api/tasks/{task_id}", api.delete_task, name="delete_task"),
+            # Right after the task: aiohttp tries the routes under /api/tasks in this order, and
+            # these two are the ones followed while a task runs.
+            web.get("/api/tasks/{task_id}/segments", results.segments, name="segments"),
             web.put("/api/tasks/{task_id}/audio", api.upload_audio, name="upload_audio"),
             web.get("/api/tasks/{task_id}/audio", results.audio, name="audio"),
             web.post("/api/tasks/{task_id}/cancel", api.cancel_task, name="cancel_task"),
             web.post("/api/tasks/{task_id}/retry", api.retry_task, name="retry_task"),
-            web.get("/api/tasks/{task_id}/segments", results.segments, name="segments"),
             web.get("/api/tasks/{task_id}/transcript", results.transcript, name="transcript"),
             web.get("/api/tasks/{task_id}/diarization.rttm", results.rttm, name="rttm"),
             web.patch("/api/tasks/{task_id}/speakers", edits.speakers, name="speakers"),
