@@ -222,6 +222,7 @@ def test_stream_sends_a_delta_per_segment_then_the_final_text(
     ) as resp:
         assert resp.headers["content-type"] == "text/event-stream"
         assert resp.headers["x-transcriber-task"] == task_id
+        assert resp.headers["x-content-type-options"] == "nosniff"  # set by the handler
         lines = list(resp.iter_lines())
     data = [json.loads(line.removeprefix("data: ")) for line in lines if line]
     assert [line for line in lines if line and not line.startswith("data: ")] == []

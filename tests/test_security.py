@@ -13,7 +13,7 @@ from aiohttp import FormData
 
 from transcriber import __version__
 
-from .conftest import assert_error, tone_wav, upload
+from .conftest import assert_error, tone_wav, upload, wait_for_stage
 from .serverproc import ServerProcess, running_plumbing_server
 
 HTML = b"<!doctype html><html><body><script>document.title='pwned'</script></body></html>"
@@ -83,6 +83,19 @@ async def test_security_headers_on_page_and_api(client: Any) -> None:
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
         assert resp.headers["Referrer-Policy"] == "no-referrer"
+    # The answers the middleware does not return itself: a 304 raised by a handler, a
+    # method the route does not have, and the WebSocket's handshake (sent by its handler).
+    snap = await (await upload(client, tone_wav(1.0))).json()
+    await wait_for_stage(client, snap["id"], {"complete"})
+    etag = (await client.get(f"/api/tasks/{snap['id']}")).headers["ETag"]
+    resp = await client.get(f"/api/tasks/{snap['id']}", headers={"If-None-Match": etag})
+    others = [resp, await client.patch("/api/health")]
+    async with client.ws_connect("/api/ws") as ws:
+        others.append(ws._response)
+    assert [r.status for r in others] == [304, 405, 101]
+    for resp in others:
+        assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_models_only_from_the_allowlist(client: Any) -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from transcriber.protocol.errors import ApiError, reference
+from transcriber.web.security import secure
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +32,31 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure in the one error shape, and the security headers (web/security.py) on
+    every answer this returns: set here rather than in an on_response_prepare hook, which
+    costs a signal dispatch on every request (bench_rps). The two handlers that send their
+    answer themselves (the WebSocket, the OpenAI event stream) set them before they do."""
     try:
-        return await handler(request)
+        response = await handler(request)
     except ApiError as exc:
-        return error_response(exc)
+        response = error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
+            secure(request, exc.headers)
             raise
         code = _HTTP_CODES.get(exc.status, "INTERNAL" if exc.status >= 500 else "BAD_REQUEST")
-        return error_response(ApiError(code, detail=exc.text or exc.reason))
+        response = error_response(ApiError(code, detail=exc.text or exc.reason))
     except HttpProcessingError as exc:
         # A malformed body part (e.g. a bad multipart header) is the client's error.
-        return error_response(
+        response = error_response(
             ApiError("BAD_REQUEST", detail=f"{type(exc).__name__}: {exc.message}")
         )
     except Exception:
         ref = reference()
         log.exception("unhandled error in %s %s [ref %s]", request.method, request.path, ref)
-        return error_response(ApiError("INTERNAL", detail=f"reference {ref} in the server's log"))
+        response = error_response(
+            ApiError("INTERNAL", detail=f"reference {ref} in the server's log")
+        )
+    if not response.prepared:
+        secure(request, response.headers)
+    return response

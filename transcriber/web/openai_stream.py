@@ -32,6 +32,7 @@ from transcriber.protocol.stages import Stage
 from transcriber.store.live import LiveSegments
 from transcriber.store.task import Task
 from transcriber.web.keys import HUB, TASKS
+from transcriber.web.security import secure
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ async def stream_transcript(
     request: web.Request, task_id: str, headers: dict[str, str]
 ) -> web.StreamResponse:
     """Follow the task to its end, as events; the response is sent by then."""
+    headers = dict(headers)
+    secure(request, headers)  # sent now, not by the middleware
     async with sse_response(request, headers=headers, allow_all_methods=True) as sse:
         try:
             if await _follow(request.app, _Deltas(sse, request.app[TASKS].live, task_id)):

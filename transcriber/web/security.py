@@ -5,6 +5,8 @@ docs/security.md gives the threat model and what each setting protects.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
 from aiohttp import web
 
 from transcriber.config import Config
@@ -130,6 +132,7 @@ def check_host(request: web.Request) -> None:
         )
 
 
-async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+def secure(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    """The security headers of an answer to `request` (web/middleware.py sets them)."""
     api = request.path.startswith(("/api/", "/v1/"))
-    response.headers.update(API_HEADERS if api else PAGE_HEADERS)
+    headers.update(API_HEADERS if api else PAGE_HEADERS)

@@ -40,7 +40,7 @@ from transcriber.web.keys import (
 )
 from transcriber.web.middleware import error_middleware
 from transcriber.web.routes import setup_routes
-from transcriber.web.security import host_names, security_headers
+from transcriber.web.security import host_names
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,5 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(runner_ctx)
     app.cleanup_ctx.append(watch_ctx)
     app.on_shutdown.append(close_sockets)
-    app.on_response_prepare.append(security_headers)
     setup_routes(app)
     return app

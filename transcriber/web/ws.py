@@ -19,7 +19,7 @@ from transcriber.protocol.stages import Stage
 from transcriber.store.task import Task
 from transcriber.web.auth import credential_holder, person, required
 from transcriber.web.keys import CONFIG, HUB, KEYRING, RUNNER, SOCKETS, TASKS
-from transcriber.web.security import origin_allowed
+from transcriber.web.security import origin_allowed, secure
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         raise ApiError("FORBIDDEN", detail=f"origin {request.headers.get('Origin')!r}")
     config, hub = request.app[CONFIG], request.app[HUB]
     ws = web.WebSocketResponse(heartbeat=config.heartbeat, max_msg_size=MAX_MESSAGE)
+    secure(request, ws.headers)  # sent now, not by the middleware
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
     outbox = Outbox()
