@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -241,23 +241,29 @@ async def _cancel(client: Client, args: argparse.Namespace) -> int:
 COMMANDS = {"submit": _submit, "status": _status, "get": _get, "list": _list, "cancel": _cancel}
 
 
-def run(args: argparse.Namespace) -> int:
-    async def main() -> int:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=10)) as s:
-            client = Client(s, args.server, args.token)
-            try:
-                return await COMMANDS[args.command](client, args)
-            except Refused as exc:
-                print(
-                    f"transcriber: {exc.error.get('message')} ({exc.error.get('code')})",
-                    file=sys.stderr,
-                )
-                return EXIT_REFUSED
-            except aiohttp.ClientConnectionError as exc:
-                print(f"transcriber: cannot reach {args.server}: {exc}", file=sys.stderr)
-                return EXIT_UNREACHABLE
+Action = Callable[[Client, argparse.Namespace], Awaitable[int]]
 
-    return asyncio.run(main())
+
+async def with_client(args: argparse.Namespace, action: Action) -> int:
+    """Run one command against the server: its exit status, a refusal or an unreachable
+    server said in one line."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=10)) as s:
+        client = Client(s, args.server, args.token)
+        try:
+            return await action(client, args)
+        except Refused as exc:
+            print(
+                f"transcriber: {exc.error.get('message')} ({exc.error.get('code')})",
+                file=sys.stderr,
+            )
+            return EXIT_REFUSED
+        except aiohttp.ClientConnectionError as exc:
+            print(f"transcriber: cannot reach {args.server}: {exc}", file=sys.stderr)
+            return EXIT_UNREACHABLE
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(with_client(args, COMMANDS[args.command]))
 
 
 def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

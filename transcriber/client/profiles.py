@@ -17,9 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from transcriber.client.commands import EXIT_REFUSED, EXIT_UNREACHABLE, Client, Refused
+from transcriber.client.commands import EXIT_REFUSED, Client, with_client
 
 
 def _line(profile: dict[str, Any]) -> str:
@@ -86,23 +84,8 @@ ACTIONS = {
 
 
 def run(args: argparse.Namespace) -> int:
-    async def main() -> int:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=10)) as s:
-            client = Client(s, args.server, args.token)
-            try:
-                return await ACTIONS[args.action](client, args)
-            except Refused as exc:
-                print(
-                    f"transcriber: {exc.error.get('message')} ({exc.error.get('code')})",
-                    file=sys.stderr,
-                )
-                return EXIT_REFUSED
-            except aiohttp.ClientConnectionError as exc:
-                print(f"transcriber: cannot reach {args.server}: {exc}", file=sys.stderr)
-                return EXIT_UNREACHABLE
-
     try:
-        return asyncio.run(main())
+        return asyncio.run(with_client(args, ACTIONS[args.action]))
     except OSError as exc:  # import: a file that cannot be read
         print(f"transcriber: {exc}", file=sys.stderr)
         return EXIT_REFUSED
