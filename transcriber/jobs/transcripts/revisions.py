@@ -216,7 +216,7 @@ class Transcripts:
         """The latest revision from memory when nothing is left to save first (the readers'
         path: no lock, no await)."""
         kept = self._latest.get(task.id)
-        if kept is None or (task.stage == Stage.COMPLETE and kept.attempt < task.attempt):
+        if kept is None or not _has_run_output(task, kept):
             return None
         self._latest.move_to_end(task.id)
         return kept
@@ -224,7 +224,7 @@ class Transcripts:
     async def imported(self, task: Task) -> Revision | None:
         """The latest revision, after saving the output of a run that completed since."""
         latest = await self._read_latest(task.id)
-        if task.stage != Stage.COMPLETE or (latest is not None and latest.attempt >= task.attempt):
+        if task.stage != Stage.COMPLETE or (latest is not None and _has_run_output(task, latest)):
             return latest
         try:
             output = final_output(self.tasks, task, keep_voices=True)
@@ -280,3 +280,9 @@ def check_if_match(header: str | None, latest: Revision) -> None:
         "The transcript was changed elsewhere; reload it to see the latest revision.",
         f"If-Match {header[:100]}; current ETag {etag(latest)}",
     )
+
+
+def _has_run_output(task: Task, latest: Revision) -> bool:
+    """Whether `latest` already holds the output of the task's last run (or the task has no
+    finished run to save): nothing waits to become a revision."""
+    return task.stage != Stage.COMPLETE or latest.attempt >= task.attempt
